@@ -1,0 +1,1 @@
+"""Wire models, defined once and shared by the client and the server."""

@@ -1,0 +1,132 @@
+"""Flow run models: one execution of a flow, with its state and bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from flowplane.core.states import StateType
+from flowplane.schemas.base import ActionModel, ObjectModel, UTCDateTime, WireModel
+from flowplane.schemas.states import FlowRunOrchestrationResult, State, StateCreate
+
+
+class FlowRunPolicy(WireModel):
+    """Retry settings of a flow run (``max_retries``/``retry_delay_seconds`` are legacy)."""
+
+    max_retries: int = 0
+    retry_delay_seconds: float = 0
+    retries: int | None = None
+    retry_delay: int | None = None
+    pause_keys: list[str] | None = Field(default_factory=list)
+    resuming: bool | None = False
+    retry_type: Literal["in_process", "reschedule"] | None = None
+
+
+class CreatedBy(WireModel):
+    id: UUID | None = None
+    type: str | None = None
+    display_value: str | None = None
+
+
+class FlowRun(ObjectModel):
+    name: str = ""
+    flow_id: UUID
+    state_id: UUID | None = None
+    deployment_id: UUID | None = None
+    deployment_version: str | None = None
+    work_queue_id: UUID | None = None
+    work_queue_name: str | None = None
+    flow_version: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    empirical_policy: FlowRunPolicy = Field(default_factory=FlowRunPolicy)
+    tags: list[str] = Field(default_factory=list)
+    labels: dict[str, Any] = Field(default_factory=dict)
+    parent_task_run_id: UUID | None = None
+    state_type: StateType | None = None
+    state_name: str | None = None
+    run_count: int = 0
+    expected_start_time: UTCDateTime | None = None
+    next_scheduled_start_time: UTCDateTime | None = None
+    start_time: UTCDateTime | None = None
+    end_time: UTCDateTime | None = None
+    total_run_time: float = 0.0
+    estimated_run_time: float = 0.0
+    estimated_start_time_delta: float = 0.0
+    auto_scheduled: bool = False
+    infrastructure_document_id: UUID | None = None
+    infrastructure_pid: str | None = None
+    created_by: CreatedBy | None = None
+    work_pool_id: UUID | None = None
+    work_pool_name: str | None = None
+    job_variables: dict[str, Any] | None = Field(default_factory=dict)
+    state: State | None = None
+
+
+class FlowRunCreate(ActionModel):
+    name: str | None = None
+    flow_id: UUID
+    deployment_id: UUID | None = None
+    flow_version: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    parent_task_run_id: UUID | None = None
+    infrastructure_document_id: UUID | None = None
+    empirical_policy: FlowRunPolicy = Field(default_factory=FlowRunPolicy)
+    tags: list[str] = Field(default_factory=list)
+    labels: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    work_pool_name: str | None = None
+    work_queue_name: str | None = None
+    job_variables: dict[str, Any] | None = None
+    state: StateCreate | None = None
+
+
+class FlowRunUpdate(ActionModel):
+    name: str | None = None
+    flow_version: str | None = None
+    parameters: dict[str, Any] | None = None
+    empirical_policy: FlowRunPolicy | None = None
+    tags: list[str] | None = None
+    infrastructure_pid: str | None = None
+    job_variables: dict[str, Any] | None = None
+
+
+class FlowRunPaginationResponse(WireModel):
+    results: list[FlowRun]
+    count: int
+    limit: int
+    pages: int
+    page: int
+
+
+class FlowRunBulkDeleteResponse(WireModel):
+    deleted: list[UUID] = Field(default_factory=list)
+
+
+class FlowRunBulkSetStateResponse(WireModel):
+    results: list[FlowRunOrchestrationResult] = Field(default_factory=list)
+
+
+class FlowRunInput(ObjectModel):
+    flow_run_id: UUID
+    key: str
+    value: str
+    sender: str | None = None
+
+
+class HistoryResponseState(WireModel):
+    state_type: StateType
+    state_name: str
+    count_runs: int
+    sum_estimated_run_time: float
+    sum_estimated_lateness: float
+
+
+class HistoryResponse(WireModel):
+    interval_start: UTCDateTime
+    interval_end: UTCDateTime
+    states: list[HistoryResponseState]

@@ -1,0 +1,1 @@
+"""The flowplane server: REST API, websockets, background services and the database."""

@@ -1,0 +1,184 @@
+"""``create_app(settings)``: the FastAPI application with its routers, errors, lifespan and services."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from flowplane import __version__
+from flowplane.schemas.base import now_utc
+from flowplane.server.db import migrate
+from flowplane.server.db import tables as t
+from flowplane.server.db.session import Database
+from flowplane.server.events.bus import EventBus
+from flowplane.server.services.base import ServiceRunner
+from flowplane.settings import Settings
+
+API_PREFIX = "/api"
+
+
+def _routers() -> list[Any]:
+    """Every API router; imported here so that adding a resource is one line."""
+    from flowplane.server.api import flows, root
+
+    routers = [root.router, flows.router]
+    for name in (
+        "flow_runs",
+        "flow_run_states",
+        "task_runs",
+        "task_run_states",
+        "logs",
+        "events",
+    ):
+        try:
+            module = __import__(f"flowplane.server.api.{name}", fromlist=["router"])
+        except ModuleNotFoundError as exc:  # a resource not built yet
+            if exc.name != f"flowplane.server.api.{name}":
+                raise
+            continue
+        routers.append(module.router)
+    return routers
+
+
+def _services(app: FastAPI) -> list[Any]:
+    """The background services to run, built from ``flowplane.server.services.registry``."""
+    try:
+        from flowplane.server.services.registry import build_services
+    except ModuleNotFoundError as exc:
+        if exc.name != "flowplane.server.services.registry":
+            raise
+        return []
+    return build_services(app)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_migrations: bool = True,
+    run_services: bool | None = None,
+) -> FastAPI:
+    """Build the server application.
+
+    Args:
+        settings: the settings to serve with (read from the environment if omitted).
+        run_migrations: upgrade the database schema on start.
+        run_services: run background services (default: ``settings.server_services_enabled``).
+
+    Returns:
+        The FastAPI app. Its lifespan opens the database and starts the services.
+    """
+    settings = settings or Settings.load()
+    services_on = settings.server_services_enabled if run_services is None else run_services
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(
+            settings.resolved_database_url,
+            timeout=settings.database_timeout,
+            echo=settings.database_echo,
+        )
+        if run_migrations:
+            await migrate.upgrade(db.engine)
+        app.state.db = db
+        app.state.bus = EventBus()
+        runner = ServiceRunner(_services(app) if services_on else [])
+        app.state.services = runner
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="flowplane",
+        version=__version__,
+        description="Workflow orchestration API (Prefect 3 compatible).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings = settings
+    for router in _routers():
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.exception_handler(sa.exc.IntegrityError)
+    async def integrity_error(request: Request, exc: sa.exc.IntegrityError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "The request conflicts with existing data (a unique or foreign key constraint)."},
+            status_code=409,
+        )
+
+    auth = settings.server_api_auth_string.get_secret_value() if settings.server_api_auth_string else None
+    if settings.server_csrf_protection_enabled:
+        app.add_middleware(CsrfMiddleware)
+    if auth:
+        app.add_middleware(AuthMiddleware, auth_string=auth)
+    return app
+
+
+class AuthMiddleware:
+    """Requires ``Authorization: Basic base64(auth_string)`` on every API request but health checks.
+
+    Websockets authenticate with their first message instead (see the events router).
+    """
+
+    OPEN_PATHS = frozenset({f"{API_PREFIX}/health", f"{API_PREFIX}/ready", f"{API_PREFIX}/hello"})
+
+    def __init__(self, app: ASGIApp, auth_string: str) -> None:
+        self.app = app
+        self.expected = "Basic " + base64.b64encode(auth_string.encode()).decode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX) or scope["path"] in self.OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"authorization", b"").decode()
+        if not hmac.compare_digest(given, self.expected):
+            response = JSONResponse({"detail": "Unauthorized"}, status_code=401)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class CsrfMiddleware:
+    """On state-changing requests, requires a valid ``Prefect-Csrf-Token`` for ``Prefect-Csrf-Client``."""
+
+    SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in self.SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        token = headers.get(b"prefect-csrf-token", b"").decode()
+        client = headers.get(b"prefect-csrf-client", b"").decode()
+        db: Database = scope["app"].state.db
+        valid = False
+        if token and client:
+            async with db.read_session() as session:
+                row = (
+                    await session.execute(sa.select(t.CsrfToken).where(t.CsrfToken.client == client))
+                ).scalar_one_or_none()
+            valid = row is not None and hmac.compare_digest(row.token, token) and row.expiration > now_utc()
+        if not valid:
+            response = JSONResponse({"detail": "Invalid CSRF token or client identifier."}, status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,57 @@
+"""The only place that branches on the database dialect: JSON array tests and upserts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+
+def _sqlite_json_values(column: Any) -> Any:
+    return sa.func.json_each(column).table_valued("value").alias("je")
+
+
+def json_array_has_all(dialect: str, column: Any, values: list[str]) -> ColumnElement[bool]:
+    """The JSON array ``column`` holds every one of ``values``."""
+    if not values:
+        return sa.true()
+    if dialect == "postgresql":
+        return column.op("@>")(sa.literal(values, type_=postgresql.JSONB))
+    clauses = []
+    for value in values:
+        je = _sqlite_json_values(column)
+        clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(je).where(je.c.value == value)))
+    return sa.and_(*clauses)
+
+
+def json_array_has_any(dialect: str, column: Any, values: list[str]) -> ColumnElement[bool]:
+    """The JSON array ``column`` holds at least one of ``values``."""
+    if not values:
+        return sa.false()
+    if dialect == "postgresql":
+        return column.op("?|")(sa.cast(values, postgresql.ARRAY(sa.String)))
+    je = _sqlite_json_values(column)
+    return sa.exists(sa.select(sa.literal(1)).select_from(je).where(je.c.value.in_(values)))
+
+
+def json_array_is_empty(dialect: str, column: Any) -> ColumnElement[bool]:
+    """The JSON array ``column`` is empty (or null)."""
+    if dialect == "postgresql":
+        return sa.or_(column.is_(None), sa.func.jsonb_array_length(column) == 0)
+    return sa.or_(column.is_(None), sa.func.json_array_length(column) == 0)
+
+
+def json_field_text(dialect: str, column: Any, key: str) -> ColumnElement[Any]:
+    """The text of ``column[key]`` for a JSON object column."""
+    if dialect == "postgresql":
+        return column.op("->>")(key)
+    return sa.func.json_extract(column, f"$.{key}")
+
+
+def insert(dialect: str, table: Any) -> Any:
+    """An INSERT that supports ``on_conflict_do_nothing``/``on_conflict_do_update``."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

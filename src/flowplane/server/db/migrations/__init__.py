@@ -1,0 +1,1 @@
+"""Alembic migrations of the flowplane database, run in-process (no alembic.ini)."""

@@ -1,0 +1,96 @@
+"""Engines and sessions: SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+
+def create_engine(url: str, timeout: float = 10.0, echo: bool = False) -> AsyncEngine:
+    """An async engine for ``url``, configured for the dialect.
+
+    SQLite: the folder is created, each connection is put in WAL mode with foreign keys
+    on and a busy timeout of ``timeout`` seconds, and transactions begin IMMEDIATE when
+    they write so concurrent writers queue instead of failing with "database is locked".
+    """
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": timeout, "isolation_level": None}
+        if database in ("", ":memory:"):
+            kwargs["poolclass"] = sa.pool.StaticPool
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine, timeout)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+        kwargs["connect_args"] = {"command_timeout": max(timeout, 30.0)}
+        return create_async_engine(url, **kwargs)
+    return create_async_engine(url, poolclass=NullPool, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-32000")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # The driver runs in autocommit mode (isolation_level=None), so SQLAlchemy's
+        # BEGIN is ours to emit. IMMEDIATE takes the write lock up front: a writer
+        # waits its turn (busy_timeout) instead of failing on lock upgrade. Readers
+        # (engine copies marked read_only) begin DEFERRED and never block writers.
+        if conn.get_execution_options().get("read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine and a session factory; lives on ``app.state.db``."""
+
+    def __init__(self, url: str, timeout: float = 10.0, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, timeout=timeout, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(read_only=True), expire_on_commit=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A writing session whose transaction commits on success and rolls back on error."""
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: on SQLite it never takes the write lock."""
+        async with self.read_sessionmaker() as session:
+            async with session.begin():
+                yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

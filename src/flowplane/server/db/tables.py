@@ -1,0 +1,288 @@
+"""ORM tables: the one place the database's shape is declared (migrations follow it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class Timestamp(TypeDecorator[dt.datetime]):
+    """An aware UTC datetime on every dialect (SQLite stores it naive, in UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+#: JSON everywhere; JSONB on PostgreSQL so tag containment can use a GIN index.
+JSON = sa.JSON().with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Common columns: a UUID primary key and creation/update times."""
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    created: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now, nullable=False)
+    updated: Mapped[dt.datetime] = mapped_column(
+        Timestamp, default=_now, onupdate=_now, nullable=False, index=True
+    )
+
+
+class Flow(Base):
+    __tablename__ = "flow"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False, unique=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+
+
+class _RunColumns:
+    """Columns shared by flow runs and task runs (state pointers and bookkeeping)."""
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False, default="")
+    state_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    state_type: Mapped[str | None] = mapped_column(sa.String(20))
+    state_name: Mapped[str | None] = mapped_column(sa.String)
+    state_timestamp: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    run_count: Mapped[int] = mapped_column(sa.Integer, default=0, nullable=False)
+    expected_start_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    next_scheduled_start_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    start_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    end_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    total_run_time: Mapped[float] = mapped_column(sa.Float, default=0.0, nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    empirical_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+
+
+class FlowRun(_RunColumns, Base):
+    __tablename__ = "flow_run"
+
+    flow_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("flow.id", ondelete="CASCADE"), nullable=False
+    )
+    deployment_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    deployment_version: Mapped[str | None] = mapped_column(sa.String)
+    work_queue_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    work_queue_name: Mapped[str | None] = mapped_column(sa.String)
+    work_pool_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    work_pool_name: Mapped[str | None] = mapped_column(sa.String)
+    flow_version: Mapped[str | None] = mapped_column(sa.String)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    parent_task_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid,
+        sa.ForeignKey(
+            "task_run.id",
+            ondelete="SET NULL",
+            use_alter=True,
+            name="fk_flow_run__parent_task_run_id__task_run",
+        ),
+    )
+    auto_scheduled: Mapped[bool] = mapped_column(sa.Boolean, default=False, nullable=False)
+    infrastructure_document_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    infrastructure_pid: Mapped[str | None] = mapped_column(sa.String)
+    created_by: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    job_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        sa.UniqueConstraint("flow_id", "idempotency_key", name="uq_flow_run__flow_id_idempotency_key"),
+        sa.Index("ix_flow_run__flow_id", "flow_id"),
+        sa.Index("ix_flow_run__deployment_id", "deployment_id"),
+        sa.Index("ix_flow_run__parent_task_run_id", "parent_task_run_id"),
+        sa.Index("ix_flow_run__state_type_expected_start_time", "state_type", "expected_start_time"),
+        sa.Index("ix_flow_run__state_name", "state_name"),
+        sa.Index("ix_flow_run__expected_start_time_desc", sa.desc("expected_start_time")),
+        sa.Index("ix_flow_run__next_scheduled_start_time", "next_scheduled_start_time"),
+        sa.Index("ix_flow_run__start_time", "start_time"),
+        sa.Index("ix_flow_run__end_time_desc", sa.desc("end_time")),
+        sa.Index("ix_flow_run__name", "name"),
+        sa.Index("ix_flow_run__work_queue_name", "work_queue_name"),
+        sa.Index("ix_flow_run__idempotency_key", "idempotency_key"),
+        # JSON arrays cannot be indexed usefully on SQLite; PostgreSQL gets a GIN index.
+        sa.Index("ix_flow_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
+
+
+class TaskRun(_RunColumns, Base):
+    __tablename__ = "task_run"
+
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("flow_run.id", ondelete="CASCADE")
+    )
+    task_key: Mapped[str] = mapped_column(sa.String, nullable=False)
+    dynamic_key: Mapped[str] = mapped_column(sa.String, nullable=False)
+    cache_key: Mapped[str | None] = mapped_column(sa.String)
+    cache_expiration: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    task_version: Mapped[str | None] = mapped_column(sa.String)
+    task_inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    flow_run_run_count: Mapped[int] = mapped_column(sa.Integer, default=0, nullable=False)
+
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "flow_run_id", "task_key", "dynamic_key", name="uq_task_run__flow_run_id_task_key_dynamic_key"
+        ),
+        sa.Index("ix_task_run__flow_run_id", "flow_run_id"),
+        sa.Index("ix_task_run__state_type_expected_start_time", "state_type", "expected_start_time"),
+        sa.Index("ix_task_run__state_name", "state_name"),
+        sa.Index("ix_task_run__expected_start_time_desc", sa.desc("expected_start_time")),
+        sa.Index("ix_task_run__next_scheduled_start_time", "next_scheduled_start_time"),
+        sa.Index("ix_task_run__start_time", "start_time"),
+        sa.Index("ix_task_run__end_time_desc", sa.desc("end_time")),
+        sa.Index("ix_task_run__name", "name"),
+        sa.Index("ix_task_run__cache_key", "cache_key"),
+        sa.Index("ix_task_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
+
+
+class _StateColumns:
+    type: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    timestamp: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, default=_now)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    state_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    data: Mapped[Any | None] = mapped_column(JSON)
+
+
+class FlowRunState(_StateColumns, Base):
+    __tablename__ = "flow_run_state"
+
+    flow_run_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("flow_run.id", ondelete="CASCADE"), nullable=False
+    )
+
+    __table_args__ = (
+        sa.Index("ix_flow_run_state__flow_run_id_timestamp", "flow_run_id", "timestamp"),
+        sa.Index("ix_flow_run_state__type", "type"),
+    )
+
+
+class TaskRunState(_StateColumns, Base):
+    __tablename__ = "task_run_state"
+
+    task_run_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("task_run.id", ondelete="CASCADE"), nullable=False
+    )
+
+    __table_args__ = (
+        sa.Index("ix_task_run_state__task_run_id_timestamp", "task_run_id", "timestamp"),
+        sa.Index("ix_task_run_state__type", "type"),
+    )
+
+
+class Log(Base):
+    __tablename__ = "log"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    level: Mapped[int] = mapped_column(sa.SmallInteger, nullable=False)
+    message: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    timestamp: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    # No foreign keys: log lines may arrive before (or outlive) the runs they name.
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    task_run_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+    __table_args__ = (
+        sa.Index("ix_log__flow_run_id_timestamp", "flow_run_id", "timestamp"),
+        sa.Index("ix_log__task_run_id", "task_run_id"),
+        sa.Index("ix_log__timestamp", "timestamp"),
+        sa.Index("ix_log__level", "level"),
+    )
+
+
+class FlowRunInput(Base):
+    __tablename__ = "flow_run_input"
+
+    flow_run_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("flow_run.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(sa.String, nullable=False)
+    value: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    sender: Mapped[str | None] = mapped_column(sa.String)
+
+    __table_args__ = (
+        sa.UniqueConstraint("flow_run_id", "key", name="uq_flow_run_input__flow_run_id_key"),
+    )
+
+
+class CsrfToken(Base):
+    __tablename__ = "csrf_token"
+
+    token: Mapped[str] = mapped_column(sa.String, nullable=False)
+    client: Mapped[str] = mapped_column(sa.String, nullable=False, unique=True)
+    expiration: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class Event(Base):
+    """A received event. ``resource_id`` and ``related_resource_ids`` are copied out for queries."""
+
+    __tablename__ = "event"
+
+    occurred: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    received: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False, default=_now)
+    event: Mapped[str] = mapped_column(sa.String, nullable=False)
+    resource_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    resource: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    related_resource_ids: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    related: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    follows: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+    __table_args__ = (
+        sa.Index("ix_event__occurred", "occurred"),
+        sa.Index("ix_event__event_occurred", "event", "occurred"),
+        sa.Index("ix_event__resource_id_occurred", "resource_id", "occurred"),
+    )
+
+
+class EventResource(Base):
+    """One row per resource an event names (its own and each related one), for related-filters."""
+
+    __tablename__ = "event_resource"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("event.id", ondelete="CASCADE"), nullable=False
+    )
+    occurred: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    resource_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    resource_role: Mapped[str] = mapped_column(sa.String, nullable=False, default="")
+    resource: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+    __table_args__ = (
+        sa.Index("ix_event_resource__resource_id_occurred", "resource_id", "occurred"),
+        sa.Index("ix_event_resource__event_id", "event_id"),
+    )
+
+
+metadata = Base.metadata

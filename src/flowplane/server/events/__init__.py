@@ -1,0 +1,1 @@
+"""Events inside the server: the in-process bus, event storage and matching."""

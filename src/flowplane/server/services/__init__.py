@@ -1,0 +1,1 @@
+"""Background services the server runs beside the API (task-run recorder, event persister, ...)."""

@@ -1,0 +1,141 @@
+"""Settings from FLOWPLANE_* environment variables, the active profile, and defaults.
+
+Precedence, highest first: keyword arguments, environment variables, the active
+profile in ``$FLOWPLANE_HOME/profiles.toml``, then the defaults below. Settings
+are read at an entry point (``Settings.load()``) and passed down; nothing here
+runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import toml as tomllib  # type: ignore[no-redef]
+
+ENV_PREFIX = "FLOWPLANE_"
+DEFAULT_PROFILE = "default"
+
+
+def default_home() -> Path:
+    """The home folder: ``$FLOWPLANE_HOME`` or ``~/.flowplane``."""
+    return Path(os.environ.get("FLOWPLANE_HOME") or Path.home() / ".flowplane").expanduser()
+
+
+class Settings(BaseSettings):
+    """Every flowplane setting. Environment variable: ``FLOWPLANE_`` + the upper-cased name."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    home: Path = Field(default_factory=default_home, description="Folder for the database, profiles and results.")
+    profile: str | None = Field(default=None, description="Profile to use instead of the active one.")
+    api_url: str | None = Field(default=None, description="Server API URL; unset means embedded mode.")
+    api_key: SecretStr | None = Field(default=None, description="API key sent as a bearer token.")
+    api_request_timeout: float = Field(default=60.0, description="Seconds before a request gives up.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///$FLOWPLANE_HOME/flowplane.db",
+    )
+    database_timeout: float = Field(default=10.0, description="Seconds a statement may wait for a lock.")
+    database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    logging_level: str = Field(default="INFO", description="Level of flowplane's own loggers.")
+    server_host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    server_port: int = Field(default=4200, description="Port the server binds to.")
+    server_csrf_protection_enabled: bool = Field(
+        default=False, description="Require CSRF tokens on state-changing requests."
+    )
+    server_csrf_token_expiration: float = Field(default=3600.0, description="CSRF token lifetime, seconds.")
+    server_services_enabled: bool = Field(default=True, description="Run background services in the server.")
+    server_api_auth_string: SecretStr | None = Field(
+        default=None, description="If set, clients must present it (basic auth or websocket token)."
+    )
+
+    @field_validator("logging_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ProfileSource(settings_cls))
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the settings now (environment and profile), with ``overrides`` on top."""
+        return cls(**overrides)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the home folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'flowplane.db'}"
+
+    @property
+    def profiles_path(self) -> Path:
+        return self.home / "profiles.toml"
+
+
+#: Names a profile may set (``FLOWPLANE_API_URL`` style keys map to these fields).
+SETTING_NAMES: tuple[str, ...] = tuple(
+    name for name in Settings.model_fields if name not in ("home", "profile")
+)
+
+
+def env_name(field: str) -> str:
+    """``api_url`` -> ``FLOWPLANE_API_URL``."""
+    return ENV_PREFIX + field.upper()
+
+
+def field_name(key: str) -> str:
+    """``FLOWPLANE_API_URL`` (or ``api_url``) -> ``api_url``; raises ``KeyError`` if unknown."""
+    name = key.upper().removeprefix(ENV_PREFIX).lower()
+    if name not in SETTING_NAMES:
+        raise KeyError(key)
+    return name
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Values from the active profile of ``profiles.toml``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        home = default_home()
+        path = home / "profiles.toml"
+        if not path.exists():
+            return {}
+        data = read_profiles_file(path)
+        name = os.environ.get(env_name("profile")) or data.get("active") or DEFAULT_PROFILE
+        values = data.get("profiles", {}).get(name, {})
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            try:
+                out[field_name(key)] = value
+            except KeyError:
+                continue
+        return out
+
+
+def read_profiles_file(path: Path) -> dict[str, Any]:
+    """Parse ``profiles.toml``; a missing file is an empty one."""
+    if not path.exists():
+        return {"active": DEFAULT_PROFILE, "profiles": {DEFAULT_PROFILE: {}}}
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
