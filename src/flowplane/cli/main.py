@@ -1,0 +1,70 @@
+"""The ``flowplane`` entry point: builds the Typer app from the command-group modules."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from flowplane.cli import server as server_cli
+from flowplane.cli.output import fail
+
+app = typer.Typer(
+    name="flowplane",
+    help="Workflow orchestration for Python (Prefect 3 compatible).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(server_cli.app, name="server")
+
+
+@app.command()
+def version(short: bool = typer.Option(False, "--short", help="Print only the version number.")) -> None:
+    """Show flowplane's version and where it keeps its data."""
+    from flowplane import __version__
+    from flowplane.settings import Settings
+
+    if short:
+        typer.echo(__version__)
+        return
+    settings = Settings.load()
+    typer.echo(f"flowplane:       {__version__}")
+    typer.echo(f"API compat:      Prefect 3 REST API")
+    typer.echo(f"Python:          {sys.version.split()[0]}")
+    typer.echo(f"home:            {settings.home}")
+    typer.echo(f"API URL:         {settings.api_url or '(embedded)'}")
+    typer.echo(f"database:        {settings.resolved_database_url}")
+
+
+def _register_optional_groups() -> None:
+    """Add command groups that live in their own modules (flow, flow-run, ...)."""
+    import importlib
+
+    for module_name, group in (
+        ("flows", "flow"),
+        ("flow_runs", "flow-run"),
+        ("task_runs", "task-run"),
+        ("config", "config"),
+        ("profiles", "profile"),
+    ):
+        try:
+            module = importlib.import_module(f"flowplane.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"flowplane.cli.{module_name}":
+                raise
+            continue
+        app.add_typer(module.app, name=group)
+
+
+_register_optional_groups()
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning flowplane errors into one line."""
+    from flowplane.exceptions import FlowplaneError
+
+    try:
+        app()
+    except FlowplaneError as exc:
+        fail(str(exc))
