@@ -20,7 +20,7 @@ def start(
     from flowplane.settings import Settings
 
     settings = Settings.load()
-    overrides = {}
+    overrides: dict[str, object] = {}
     if host:
         overrides["server_host"] = host
     if port:

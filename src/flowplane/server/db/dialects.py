@@ -55,3 +55,13 @@ def insert(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def dialect_name(session: Any) -> str:
+    """The dialect name ("sqlite", "postgresql") of an AsyncSession's bind."""
+    return session.get_bind().dialect.name
+
+
+def rowcount(result: Any) -> int:
+    """Rows affected by an INSERT/UPDATE/DELETE result."""
+    return int(result.rowcount)

@@ -21,7 +21,7 @@ from flowplane.server.store.filtering import flow_where, order_by
 
 async def create(session: AsyncSession, flow: FlowCreate) -> tuple[t.Flow, bool]:
     """Create the flow, or return the one with that name. The flag says it was created."""
-    dialect = session.bind.dialect.name
+    dialect = dialects.dialect_name(session)
     now = now_utc()
     stmt = (
         dialects.insert(dialect, t.Flow)
@@ -29,7 +29,7 @@ async def create(session: AsyncSession, flow: FlowCreate) -> tuple[t.Flow, bool]
         .on_conflict_do_nothing(index_elements=[t.Flow.name])
     )
     result = await session.execute(stmt)
-    created = result.rowcount == 1
+    created = dialects.rowcount(result) == 1
     row = await read_by_name(session, flow.name)
     assert row is not None
     return row, created
@@ -51,17 +51,17 @@ async def update(session: AsyncSession, flow_id: UUID, flow: FlowUpdate) -> bool
     result = await session.execute(
         sa.update(t.Flow).where(t.Flow.id == flow_id).values(**values, updated=now_utc())
     )
-    return result.rowcount > 0
+    return dialects.rowcount(result) > 0
 
 
 async def delete(session: AsyncSession, flow_id: UUID) -> bool:
     result = await session.execute(sa.delete(t.Flow).where(t.Flow.id == flow_id))
-    return result.rowcount > 0
+    return dialects.rowcount(result) > 0
 
 
 def _where(session: AsyncSession, filters: dict[str, Any]) -> Any:
     return flow_where(
-        session.bind.dialect.name,
+        dialects.dialect_name(session),
         flows=filters.get("flows"),
         flow_runs=filters.get("flow_runs"),
         task_runs=filters.get("task_runs"),
