@@ -41,6 +41,17 @@ def flowplane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _stop_embedded_servers() -> Iterator[None]:
+    """Embedded apps started by a test stop with it, so their threads never pile up."""
+    yield
+    import sys
+
+    embedded = sys.modules.get("flowplane.embedded")
+    if embedded is not None:
+        embedded.shutdown_embedded_servers()
+
+
 # --- databases -------------------------------------------------------------------
 
 

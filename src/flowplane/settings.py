@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     profile: str | None = Field(default=None, description="Profile to use instead of the active one.")
     api_url: str | None = Field(default=None, description="Server API URL; unset means embedded mode.")
     api_key: SecretStr | None = Field(default=None, description="API key sent as a bearer token.")
+    api_auth_string: SecretStr | None = Field(
+        default=None, description="user:password the client sends as HTTP basic auth."
+    )
     api_request_timeout: float = Field(default=60.0, description="Seconds before a request gives up.")
     database_url: str | None = Field(
         default=None,

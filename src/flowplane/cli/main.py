@@ -7,7 +7,6 @@ import sys
 import typer
 
 from flowplane.cli import server as server_cli
-from flowplane.cli.output import fail
 
 app = typer.Typer(
     name="flowplane",
@@ -30,7 +29,7 @@ def version(short: bool = typer.Option(False, "--short", help="Print only the ve
         return
     settings = Settings.load()
     typer.echo(f"flowplane:       {__version__}")
-    typer.echo(f"API compat:      Prefect 3 REST API")
+    typer.echo("API compat:      Prefect 3 REST API")
     typer.echo(f"Python:          {sys.version.split()[0]}")
     typer.echo(f"home:            {settings.home}")
     typer.echo(f"API URL:         {settings.api_url or '(embedded)'}")
@@ -61,10 +60,19 @@ _register_optional_groups()
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning flowplane errors into one line."""
+    """Console-script entry point: run the app, turning flowplane and settings errors into one line."""
+    from pydantic import ValidationError
+
     from flowplane.exceptions import FlowplaneError
 
     try:
         app()
     except FlowplaneError as exc:
-        fail(str(exc))
+        typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        typer.secho(f"Error: invalid setting: {problems}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

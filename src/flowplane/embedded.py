@@ -1,0 +1,225 @@
+"""Embedded mode: the API app served inside this process on a private event-loop thread, reached through httpx transports.
+
+With no API URL set, clients talk to the server app running in this process on
+the home folder's database — no server process, no port. The app runs on its own
+event loop in a daemon thread, so one app per database serves every client of the
+process, sync or async, whatever event loops those clients live on (a ``Client``
+in plain code, an ``AsyncClient`` under one ``asyncio.run`` and then another). Its
+lifespan (migrations, services) is entered on first use and left at exit.
+
+This is the one module outside ``flowplane.server`` and ``flowplane.cli`` that
+imports the server, and only inside functions: ``import flowplane.client`` stays
+free of FastAPI and SQLAlchemy until an embedded request is actually made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+from typing import Any
+
+import httpx
+
+from flowplane.exceptions import APIUnreachable
+from flowplane.settings import Settings
+
+logger = logging.getLogger("flowplane.embedded")
+
+#: Seconds to wait for the app's lifespan to finish at exit (services drain).
+SHUTDOWN_TIMEOUT = 15.0
+
+
+class EmbeddedServer:
+    """The server app for one database, on its own event loop in a daemon thread.
+
+    Started on first use, shared by every client of the process on the same
+    database, stopped at interpreter exit (or by :func:`shutdown_embedded_servers`).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database_url = settings.resolved_database_url
+        self.where = f"embedded ({self.database_url})"
+        self._lock = threading.Lock()
+        self._started: concurrent.futures.Future[asyncio.AbstractEventLoop] | None = None
+        self._thread: threading.Thread | None = None
+        self._transport: httpx.ASGITransport | None = None
+
+    # --- lifecycle ---
+
+    def start(self) -> concurrent.futures.Future[asyncio.AbstractEventLoop]:
+        """Start the app if it is not running; the future resolves to its loop once it serves."""
+        with self._lock:
+            if self._started is None:
+                self._started = concurrent.futures.Future()
+                self._thread = threading.Thread(
+                    target=self._serve, name="flowplane-embedded-server", daemon=True
+                )
+                self._thread.start()
+            return self._started
+
+    def _serve(self) -> None:
+        assert self._started is not None
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            from flowplane.server.app import create_app
+
+            app = create_app(self.settings)
+            lifespan = app.router.lifespan_context(app)
+            loop.run_until_complete(lifespan.__aenter__())
+        except BaseException as exc:  # report any start failure to the waiting clients
+            _forget(self)
+            loop.close()
+            self._started.set_exception(exc)
+            return
+        self._transport = httpx.ASGITransport(app=_LoggedApp(app), raise_app_exceptions=False)
+        self._started.set_result(loop)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(lifespan.__aexit__(None, None, None))
+            except Exception:
+                logger.exception("The embedded server did not shut down cleanly")
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Leave the app's lifespan and end its thread (waiting at most ``timeout`` seconds)."""
+        started, thread = self._started, self._thread
+        if started is None or thread is None:
+            return
+        try:
+            loop = started.result(timeout=timeout)
+        except Exception:  # it never started: nothing to stop
+            return
+        if loop.is_closed():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    def running_loop(self) -> asyncio.AbstractEventLoop:
+        """Block until the app serves and return its loop; a failed start is ``APIUnreachable``."""
+        try:
+            return self.start().result()
+        except Exception as exc:
+            raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
+
+    async def running_loop_async(self) -> asyncio.AbstractEventLoop:
+        """:meth:`running_loop` without blocking the caller's event loop."""
+        try:
+            return await asyncio.wrap_future(self.start())
+        except Exception as exc:
+            raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
+
+    # --- requests ---
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        """Serve one request on the app's loop; the answer is read in full."""
+        assert self._transport is not None
+        response = await self._transport.handle_async_request(request)
+        chunks = [chunk async for chunk in response.stream]  # type: ignore[union-attr]
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=b"".join(chunks)
+        )
+
+    def on_server_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+
+class _LoggedApp:
+    """Logs an exception escaping the app (the client then sees a plain 500)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            logger.exception(
+                "Unhandled error in the embedded API (%s %s)",
+                scope.get("method"),
+                scope.get("path"),
+            )
+            raise
+
+
+class _SyncTransport(httpx.BaseTransport):
+    """Forwards a sync client's requests to the embedded app's loop and waits for the answer."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.server = server
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        loop = self.server.running_loop()
+        if self.server.on_server_thread():
+            raise RuntimeError(
+                "A sync flowplane client cannot be used on the embedded server's own thread"
+            )
+        future = asyncio.run_coroutine_threadsafe(self.server.handle(request), loop)
+        return future.result()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    """Forwards an async client's requests to the embedded app's loop and awaits the answer."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.server = server
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = await self.server.running_loop_async()
+        future = asyncio.run_coroutine_threadsafe(self.server.handle(request), loop)
+        return await asyncio.wrap_future(future)
+
+
+# --- one server per process and database --------------------------------------------
+
+_servers: dict[tuple[int, str], EmbeddedServer] = {}
+_servers_lock = threading.Lock()
+_atexit_registered = False
+
+
+def embedded_server(settings: Settings) -> EmbeddedServer:
+    """The process's embedded server for ``settings``' database (created, not yet started)."""
+    global _atexit_registered
+    key = (os.getpid(), settings.resolved_database_url)  # a forked child gets its own
+    with _servers_lock:
+        server = _servers.get(key)
+        if server is None:
+            server = _servers[key] = EmbeddedServer(settings)
+            if not _atexit_registered:
+                atexit.register(shutdown_embedded_servers)
+                _atexit_registered = True
+        return server
+
+
+def _forget(server: EmbeddedServer) -> None:
+    with _servers_lock:
+        for key, value in list(_servers.items()):
+            if value is server:
+                del _servers[key]
+
+
+def shutdown_embedded_servers(timeout: float = SHUTDOWN_TIMEOUT) -> None:
+    """Stop every embedded server of this process (run at exit; tests call it too)."""
+    with _servers_lock:
+        servers = [s for (pid, _), s in _servers.items() if pid == os.getpid()]
+        _servers.clear()
+    for server in servers:
+        server.stop(timeout)
+
+
+def sync_transport(settings: Settings) -> httpx.BaseTransport:
+    """A transport for ``httpx.Client`` that serves requests with the embedded app."""
+    return _SyncTransport(embedded_server(settings))
+
+
+def async_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """A transport for ``httpx.AsyncClient`` that serves requests with the embedded app."""
+    return _AsyncTransport(embedded_server(settings))

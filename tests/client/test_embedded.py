@@ -1,0 +1,133 @@
+"""Embedded mode: no API URL means an in-process API on $FLOWPLANE_HOME/flowplane.db, and importing the client stays light."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flowplane.client import get_client
+from flowplane.embedded import embedded_server, shutdown_embedded_servers
+from flowplane.settings import Settings
+
+
+def run_python(code: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWPLANE_")}
+    env["FLOWPLANE_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_importing_flowplane_and_the_client_loads_no_server(tmp_path: Path) -> None:
+    result = run_python(
+        """
+        import sys
+        import flowplane
+        import flowplane.client
+        from flowplane.client import get_client
+        get_client()
+        get_client(sync_client=True)
+        heavy = [m for m in ("fastapi", "starlette", "sqlalchemy", "alembic", "typer", "uvicorn", "flowplane.server")
+                 if m in sys.modules]
+        print(heavy)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_flow_created_embedded_is_seen_by_another_process(flowplane_home: Path) -> None:
+    with get_client(sync_client=True) as client:
+        assert client.embedded
+        flow_id = client.create_flow_from_name("shared")
+    assert (flowplane_home / "flowplane.db").exists()
+
+    result = run_python(
+        """
+        from flowplane.client import get_client
+        with get_client(sync_client=True) as client:
+            print(client.read_flow_by_name("shared").id)
+            client.create_flow_from_name("from-the-child")
+        """,
+        flowplane_home,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(flow_id)
+    with get_client(sync_client=True) as client:  # and back: the child's write is visible here
+        assert client.read_flow_by_name("from-the-child").name == "from-the-child"
+
+
+def test_one_embedded_app_per_database_serves_sync_and_async_across_event_loops(
+    flowplane_home: Path,
+) -> None:
+    settings = Settings.load()
+    assert embedded_server(settings) is embedded_server(Settings.load())
+
+    async def create(name: str) -> None:
+        async with get_client(settings=settings) as client:
+            await client.create_flow_from_name(name)
+
+    asyncio.run(create("first loop"))
+    asyncio.run(create("second loop"))  # a new event loop: the app lives on its own
+    with get_client(sync_client=True, settings=settings) as client:
+        assert [f.name for f in client.read_flows()] == ["first loop", "second loop"]
+
+    other = Settings.load(database_url=f"sqlite+aiosqlite:///{flowplane_home / 'other.db'}")
+    assert embedded_server(other) is not embedded_server(settings)
+    with get_client(sync_client=True, settings=other) as client:
+        assert client.read_flows() == []
+
+
+def test_shutdown_stops_the_app_and_a_later_client_starts_a_new_one(flowplane_home: Path) -> None:
+    import threading
+
+    with get_client(sync_client=True) as client:
+        client.create_flow_from_name("before")
+    assert any(t.name == "flowplane-embedded-server" for t in threading.enumerate())
+    shutdown_embedded_servers()
+    assert not any(t.name == "flowplane-embedded-server" for t in threading.enumerate())
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_by_name("before").name == "before"
+
+
+def test_a_database_that_cannot_open_is_one_clear_error(tmp_path: Path) -> None:
+    from flowplane.exceptions import APIUnreachable
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the database folder should be")
+    settings = Settings.load(database_url=f"sqlite+aiosqlite:///{blocker / 'flowplane.db'}")
+    with (
+        get_client(sync_client=True, settings=settings) as client,
+        pytest.raises(APIUnreachable) as error,
+    ):
+        client.read_flows()
+    assert "embedded" in str(error.value) and "failed to start" in str(error.value)
+
+
+def test_embedded_server_exits_with_the_process(flowplane_home: Path) -> None:
+    result = run_python(
+        """
+        import asyncio
+        from flowplane.client import get_client
+        async def main():
+            async with get_client() as client:
+                await client.create_flow_from_name("async-child")
+        asyncio.run(main())
+        print("done")
+        """,
+        flowplane_home,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert "Traceback" not in result.stderr
