@@ -71,3 +71,15 @@ async def test_bulk_delete(client) -> None:
     assert result.status_code == 200
     assert len(result.json()["deleted"]) == 2
     assert [f["name"] for f in (await client.post("/flows/filter", json={})).json()] == ["c"]
+
+
+async def test_null_paging_fields_mean_defaults(client) -> None:
+    """The Prefect client sends ``"limit": null, "sort": null`` when the caller set none."""
+    for name in ["b", "a"]:
+        await client.post("/flows/", json={"name": name})
+    body = {"flows": None, "flow_runs": None, "task_runs": None, "sort": None, "limit": None, "offset": 0}
+    response = await client.post("/flows/filter", json=body)
+    assert response.status_code == 200
+    assert [f["name"] for f in response.json()] == ["a", "b"]
+    page = await client.post("/flows/paginate", json={"limit": None, "page": None})
+    assert page.json()["limit"] == 200

@@ -33,3 +33,12 @@ def conflict(detail: str) -> NoReturn:
 def pages(count: int, limit: int) -> int:
     """How many pages of ``limit`` rows ``count`` rows make (at least one)."""
     return max((count + limit - 1) // limit, 1) if limit else 1
+
+
+#: The most rows one list request returns (Prefect's default page size).
+MAX_LIMIT = 200
+
+
+def page_limit(limit: int | None) -> int:
+    """The page size to use: clients send ``null`` to mean "the server's default"."""
+    return MAX_LIMIT if limit is None else limit

@@ -15,7 +15,7 @@ from flowplane.schemas.flows import (
     FlowUpdate,
 )
 from flowplane.schemas.sorting import FlowSort
-from flowplane.server.api.deps import get_db, not_found, pages
+from flowplane.server.api.deps import MAX_LIMIT, get_db, not_found, page_limit, pages
 from flowplane.server.db.session import Database
 from flowplane.server.store import flows as store
 
@@ -70,41 +70,42 @@ async def read_flow(id: UUID = Path(...), db: Database = Depends(get_db)) -> Flo
 
 @router.post("/filter", response_model=list[Flow])
 async def read_flows(
-    limit: int = Body(200, ge=0, le=200),
-    offset: int = Body(0, ge=0),
+    limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
+    offset: int | None = Body(0, ge=0),
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    sort: FlowSort = Body(FlowSort.NAME_ASC),
+    sort: FlowSort | None = Body(None),
     db: Database = Depends(get_db),
 ) -> list[Flow]:
     async with db.read_session() as session:
         rows = await store.read_many(
             session, flows=flows, flow_runs=flow_runs, task_runs=task_runs,
-            sort=sort, offset=offset, limit=limit,
+            sort=sort or FlowSort.NAME_ASC, offset=offset or 0, limit=page_limit(limit),
         )
     return [Flow.model_validate(r) for r in rows]
 
 
 @router.post("/paginate", response_model=FlowPaginationResponse)
 async def paginate_flows(
-    limit: int = Body(200, ge=0, le=200),
-    page: int = Body(1, ge=1),
+    limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
+    page: int | None = Body(1, ge=1),
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    sort: FlowSort = Body(FlowSort.NAME_ASC),
+    sort: FlowSort | None = Body(None),
     db: Database = Depends(get_db),
 ) -> FlowPaginationResponse:
+    size, page = page_limit(limit), page or 1
     async with db.read_session() as session:
         total = await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
         rows = await store.read_many(
             session, flows=flows, flow_runs=flow_runs, task_runs=task_runs,
-            sort=sort, offset=(page - 1) * limit, limit=limit,
+            sort=sort or FlowSort.NAME_ASC, offset=(page - 1) * size, limit=size,
         )
     return FlowPaginationResponse(
         results=[Flow.model_validate(r) for r in rows],
-        count=total, limit=limit, pages=pages(total, limit), page=page,
+        count=total, limit=size, pages=pages(total, size), page=page,
     )
 
 
