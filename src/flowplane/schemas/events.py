@@ -1,18 +1,53 @@
-"""Event models: something that happened to a resource, with related resources and a payload."""
+"""Event models: something that happened to a resource, with related resources and a payload.
+
+Besides the event itself this module holds what the events API speaks: the
+``EventFilter`` tree (``POST /events/filter``, ``/events/out``), the page and count
+answers, and the countables and time units of ``/events/count-by``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from datetime import timedelta
+from typing import Any, Union
 from uuid import UUID, uuid4
 
 from pydantic import Field, field_validator
 
-from flowplane.schemas.base import UTCDateTime, WireModel, now_utc
+from flowplane.schemas.base import ActionModel, UTCDateTime, WireModel, now_utc
+from flowplane.schemas.sorting import EventOrder
+
+__all__ = [
+    "Resource",
+    "RelatedResource",
+    "ResourceSpecification",
+    "Event",
+    "ReceivedEvent",
+    "EventOrder",
+    "EventOccurredFilter",
+    "EventNameFilter",
+    "EventResourceFilter",
+    "EventRelatedFilter",
+    "EventAnyResourceFilter",
+    "EventIDFilter",
+    "EventTextFilter",
+    "EventFilter",
+    "EventPage",
+    "EventCount",
+    "Countable",
+    "TimeUnit",
+    "DEFAULT_LOOKBACK",
+]
 
 #: A resource is a flat string map with at least ``prefect.resource.id``.
 Resource = dict[str, str]
 #: A related resource also carries ``prefect.resource.role``.
 RelatedResource = dict[str, str]
+#: Label name -> glob pattern(s); a pattern starting with ``!`` must not match.
+ResourceSpecification = dict[str, Union[str, list[str]]]
+
+#: How far back an event query looks when it does not say.
+DEFAULT_LOOKBACK = timedelta(days=1)
 
 
 class Event(WireModel):
@@ -38,7 +73,9 @@ class Event(WireModel):
     def _related_have_ids_and_roles(cls, value: list[RelatedResource]) -> list[RelatedResource]:
         for item in value:
             if not item.get("prefect.resource.id") or not item.get("prefect.resource.role"):
-                raise ValueError("related resources need 'prefect.resource.id' and 'prefect.resource.role'")
+                raise ValueError(
+                    "related resources need 'prefect.resource.id' and 'prefect.resource.role'"
+                )
         return [{k: str(v) for k, v in item.items()} for item in value]
 
     @property
@@ -58,3 +95,132 @@ class ReceivedEvent(Event):
     """An event with the time the server received it."""
 
     received: UTCDateTime = Field(default_factory=now_utc)
+
+
+# --- filters -------------------------------------------------------------------------
+# Each list criterion is "any of"; criteria within one filter, and the filters of an
+# EventFilter, must all hold. An empty or missing list places no constraint.
+
+
+def _default_since() -> Any:
+    return now_utc() - DEFAULT_LOOKBACK
+
+
+class EventOccurredFilter(ActionModel):
+    """Events that occurred between ``since`` and ``until`` (both inclusive)."""
+
+    since: UTCDateTime = Field(default_factory=_default_since)
+    until: UTCDateTime = Field(default_factory=now_utc)
+
+
+class EventNameFilter(ActionModel):
+    """Events by name: exact names, name prefixes, and exclusions of either."""
+
+    prefix: list[str] | None = None
+    exclude_prefix: list[str] | None = None
+    name: list[str] | None = None
+    exclude_name: list[str] | None = None
+
+
+class EventResourceFilter(ActionModel):
+    """Events by their own resource. ``distinct`` keeps one event per resource id."""
+
+    id: list[str] | None = None
+    id_prefix: list[str] | None = None
+    labels: ResourceSpecification | None = None
+    distinct: bool = False
+
+
+class EventRelatedFilter(ActionModel):
+    """Events with one related resource meeting every criterion given."""
+
+    id: list[str] | None = None
+    role: list[str] | None = None
+    resources_in_roles: list[tuple[str, str]] | None = None
+    labels: ResourceSpecification | None = None
+
+
+class EventAnyResourceFilter(ActionModel):
+    """Events where the own resource or a related one meets every criterion given."""
+
+    id: list[str] | None = None
+    id_prefix: list[str] | None = None
+    labels: ResourceSpecification | None = None
+
+
+class EventIDFilter(ActionModel):
+    id: list[UUID] | None = None
+
+
+class EventTextFilter(ActionModel):
+    """Case-insensitive text search over the name, resources and payload.
+
+    Space-separated terms: any plain term must appear; ``-term`` or ``!term`` must not;
+    ``+term`` must. ``"quoted phrases"`` count as one term.
+    """
+
+    query: str = Field(max_length=200)
+
+
+class EventFilter(ActionModel):
+    occurred: EventOccurredFilter = Field(default_factory=EventOccurredFilter)
+    event: EventNameFilter | None = None
+    resource: EventResourceFilter | None = None
+    related: EventRelatedFilter | list[EventRelatedFilter] | None = None
+    any_resource: EventAnyResourceFilter | list[EventAnyResourceFilter] | None = None
+    id: EventIDFilter = Field(default_factory=EventIDFilter)
+    text: EventTextFilter | None = None
+    order: EventOrder = EventOrder.DESC
+
+    def related_filters(self) -> list[EventRelatedFilter]:
+        """``related`` as a list (each must hold)."""
+        if self.related is None:
+            return []
+        return self.related if isinstance(self.related, list) else [self.related]
+
+    def any_resource_filters(self) -> list[EventAnyResourceFilter]:
+        """``any_resource`` as a list (each must hold)."""
+        if self.any_resource is None:
+            return []
+        return self.any_resource if isinstance(self.any_resource, list) else [self.any_resource]
+
+
+# --- answers ---------------------------------------------------------------------------
+
+
+class EventPage(WireModel):
+    """One page of events, the total matching, and the URL of the next page."""
+
+    events: list[ReceivedEvent]
+    total: int
+    next_page: str | None = None
+
+
+class EventCount(WireModel):
+    """How many events share one value (a time bucket, an event name, a resource)."""
+
+    value: str
+    label: str
+    count: int
+    start_time: UTCDateTime
+    end_time: UTCDateTime
+
+
+class Countable(str, enum.Enum):
+    day = "day"
+    time = "time"
+    event = "event"
+    resource = "resource"
+
+
+class TimeUnit(str, enum.Enum):
+    week = "week"
+    day = "day"
+    hour = "hour"
+    minute = "minute"
+    second = "second"
+
+    def as_timedelta(self, interval: float = 1.0) -> timedelta:
+        """The length of ``interval`` of these units."""
+        seconds = {"week": 604800, "day": 86400, "hour": 3600, "minute": 60, "second": 1}
+        return timedelta(seconds=seconds[self.value] * interval)

@@ -65,3 +65,41 @@ def dialect_name(session: Any) -> str:
 def rowcount(result: Any) -> int:
     """Rows affected by an INSERT/UPDATE/DELETE result."""
     return int(result.rowcount)
+
+
+def json_key_text(dialect: str, column: Any, key: str) -> ColumnElement[Any]:
+    """The text of ``column[key]`` for a JSON object column, for any key (dots included)."""
+    if dialect == "postgresql":
+        return column.op("->>", return_type=sa.Text)(sa.literal(key, type_=sa.Text))
+    quoted = key.replace('"', '\\"')
+    return sa.func.json_extract(column, f'$."{quoted}"', type_=sa.Text)
+
+
+def epoch_seconds(dialect: str, column: Any) -> ColumnElement[Any]:
+    """Seconds since the Unix epoch of a ``Timestamp`` column, as a float."""
+    if dialect == "postgresql":
+        return sa.extract("epoch", column)
+    # SQLite stores the naive UTC text; julianday() reads it with its microseconds.
+    return (sa.func.julianday(column) - 2440587.5) * 86400.0
+
+
+def floor(dialect: str, expr: Any) -> ColumnElement[Any]:
+    """The integer floor of ``expr`` (SQLite may lack a floor() function)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.floor(expr), sa.BigInteger)
+    truncated = sa.cast(expr, sa.Integer)
+    return sa.case((sa.and_(expr < 0, expr != truncated), truncated - 1), else_=truncated)
+
+
+def max_bind_params(dialect: str) -> int:
+    """How many bound parameters one statement may carry."""
+    if dialect == "postgresql":
+        return 32_000  # asyncpg's limit is 32767
+    import sqlite3
+
+    return 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+def rows_per_statement(dialect: str, columns: int) -> int:
+    """How many rows of ``columns`` values fit in one multi-row INSERT."""
+    return max(1, max_bind_params(dialect) // max(columns, 1))

@@ -1,0 +1,468 @@
+"""The task-run recorder: builds task runs and their state histories from client-emitted events.
+
+Clients orchestrate task runs themselves and report each state change as a
+``prefect.task-run.<State>`` event (the event id is the state id, ``occurred`` its
+timestamp, the payload carries ``task_run``, ``validated_state`` and ``initial_state``,
+and the related resource in role ``flow-run`` names the flow run). The recorder
+writes them in batches, one transaction per batch, and is indifferent to the order
+and number of times events arrive: a state is stored once (by id), the run's current
+state is its latest by timestamp, and the bookkeeping (run count, start and end
+times, run time, expected start) is recomputed from the whole ordered history with
+:func:`flowplane.core.transitions.bookkeeping`. Events whose flow run does not exist
+yet are parked and retried (see :mod:`flowplane.server.services.batching`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from pydantic import Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowplane.core.states import StateType, default_name, is_terminal
+from flowplane.core.transitions import RunFacts, RunKind, RunUpdates, StateFacts, bookkeeping
+from flowplane.schemas.base import UTCDateTime, WireModel, now_utc
+from flowplane.schemas.events import ReceivedEvent
+from flowplane.schemas.states import StateDetails
+from flowplane.server.db import dialects
+from flowplane.server.db import tables as t
+from flowplane.server.db.session import Database
+from flowplane.server.events.bus import EventBus
+from flowplane.server.services.batching import BatchSettings, BatchWriter
+
+logger = logging.getLogger("flowplane.server.services.task_run_recorder")
+
+TASK_RUN_EVENT_PREFIX = "prefect.task-run."
+TASK_RUN_RESOURCE_PREFIX = "prefect.task-run."
+FLOW_RUN_RESOURCE_PREFIX = "prefect.flow-run."
+
+
+# --- reading an event ----------------------------------------------------------------------
+
+
+class _TaskRunPayload(WireModel):
+    """The task run as the event carries it (no id, flow run or state fields)."""
+
+    name: str = ""
+    task_key: str
+    dynamic_key: str
+    cache_key: str | None = None
+    cache_expiration: UTCDateTime | None = None
+    task_version: str | None = None
+    empirical_policy: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    labels: dict[str, Any] | None = Field(default_factory=dict)
+    task_inputs: dict[str, Any] = Field(default_factory=dict)
+    flow_run_run_count: int = 0
+
+
+class _StatePayload(WireModel):
+    type: StateType
+    name: str | None = None
+    message: str | None = None
+    state_details: dict[str, Any] = Field(default_factory=dict)
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class TaskRunRecord:
+    """One state change of one task run, read from an event."""
+
+    event: ReceivedEvent
+    task_run_id: uuid.UUID
+    flow_run_id: uuid.UUID | None
+    task_run: _TaskRunPayload
+    state_id: uuid.UUID
+    state_type: StateType
+    state_name: str
+    timestamp: datetime
+    message: str | None
+    details: StateDetails
+    data: Any
+
+    @property
+    def natural_key(self) -> tuple[uuid.UUID, str, str] | None:
+        """(flow run, task key, dynamic key): unique among a flow run's task runs."""
+        if self.flow_run_id is None:
+            return None
+        return (self.flow_run_id, self.task_run.task_key, self.task_run.dynamic_key)
+
+    def facts(self) -> StateFacts:
+        return state_facts(self.state_type, self.state_name, self.timestamp, self.details)
+
+
+def _object_id(resource_id: str, prefix: str) -> uuid.UUID | None:
+    if not resource_id.startswith(prefix):
+        return None
+    try:
+        return uuid.UUID(resource_id[len(prefix) :])
+    except ValueError:
+        return None
+
+
+def is_task_run_state_event(event: ReceivedEvent) -> bool:
+    """A client-orchestrated task-run state change (server-side ones are recorded already)."""
+    return (
+        event.event.startswith(TASK_RUN_EVENT_PREFIX)
+        and event.resource.get("prefect.orchestration", "client") == "client"
+        and isinstance(event.payload.get("task_run"), dict)
+        and isinstance(event.payload.get("validated_state"), dict)
+    )
+
+
+def record_from_event(event: ReceivedEvent) -> TaskRunRecord:
+    """The task run and state an event describes.
+
+    Raises:
+        ValueError: the event is not a well-formed task-run state event.
+    """
+    task_run_id = _object_id(event.resource_id, TASK_RUN_RESOURCE_PREFIX)
+    if task_run_id is None:
+        raise ValueError(f"not a task run resource: {event.resource_id!r}")
+    flow_run_id = None
+    for related in event.related_by_role("flow-run"):
+        flow_run_id = _object_id(related["prefect.resource.id"], FLOW_RUN_RESOURCE_PREFIX)
+        if flow_run_id is not None:
+            break
+    try:
+        task_run = _TaskRunPayload.model_validate(event.payload["task_run"])
+        state = _StatePayload.model_validate(event.payload["validated_state"])
+        details = StateDetails.model_validate(
+            {**state.state_details, "task_run_id": task_run_id, "flow_run_id": flow_run_id}
+        )
+    except (KeyError, ValidationError) as exc:
+        raise ValueError(f"malformed task run event {event.id}: {exc}") from exc
+    return TaskRunRecord(
+        event=event,
+        task_run_id=task_run_id,
+        flow_run_id=flow_run_id,
+        task_run=task_run,
+        state_id=event.id,
+        state_type=state.type,
+        state_name=state.name or default_name(state.type),
+        timestamp=event.occurred,
+        message=state.message,
+        details=details,
+        data=state.data,
+    )
+
+
+# --- the history, purely -----------------------------------------------------------------
+
+#: Among states with the same timestamp, the one that must have come later sorts later.
+_TYPE_RANK = {
+    StateType.SCHEDULED: 0,
+    StateType.PENDING: 1,
+    StateType.RUNNING: 2,
+    StateType.PAUSED: 3,
+    StateType.CANCELLING: 4,
+}
+
+
+def state_facts(
+    type_: StateType, name: str, timestamp: datetime, details: StateDetails | None
+) -> StateFacts:
+    return StateFacts(
+        type=type_,
+        name=name,
+        timestamp=timestamp,
+        scheduled_time=details.scheduled_time if details else None,
+        pause_reschedule=bool(details.pause_reschedule) if details else False,
+        pause_key=details.pause_key if details else None,
+    )
+
+
+def history_order(state_id: uuid.UUID, facts: StateFacts) -> tuple[datetime, int, str]:
+    """The sort key of a state in its run's history."""
+    rank = 5 if is_terminal(facts.type) else _TYPE_RANK.get(facts.type, 5)
+    return (facts.timestamp, rank, str(state_id))
+
+
+def replay(history: Iterable[tuple[uuid.UUID, StateFacts]]) -> tuple[uuid.UUID, RunUpdates] | None:
+    """Fold a run's states, in history order, through the bookkeeping rules.
+
+    Returns:
+        The id of the current (latest) state and the run's fields after it, or
+        ``None`` for an empty history.
+    """
+    ordered = sorted(history, key=lambda item: history_order(*item))
+    run = RunFacts(kind=RunKind.TASK, state=None)
+    result: tuple[uuid.UUID, RunUpdates] | None = None
+    for state_id, facts in ordered:
+        updates = bookkeeping(run, facts)
+        run = replace(
+            run,
+            state=facts,
+            run_count=updates.run_count,
+            start_time=updates.start_time,
+            end_time=updates.end_time,
+            total_run_time=updates.total_run_time,
+            expected_start_time=updates.expected_start_time,
+        )
+        result = (state_id, updates)
+    return result
+
+
+# --- writing -------------------------------------------------------------------------------
+
+_TASK_RUN = cast(sa.Table, t.TaskRun.__table__)
+_TASK_RUN_STATE = cast(sa.Table, t.TaskRunState.__table__)
+
+
+class _NaturalKeyConflict(Exception):
+    """Another writer created a task run with the same natural key meanwhile; retry."""
+
+
+def _payload_columns(record: TaskRunRecord) -> dict[str, Any]:
+    run = record.task_run
+    return {
+        "name": run.name,
+        "cache_key": run.cache_key,
+        "cache_expiration": run.cache_expiration,
+        "task_version": run.task_version,
+        "empirical_policy": run.empirical_policy,
+        "tags": run.tags,
+        "labels": run.labels,
+        "task_inputs": run.task_inputs,
+        "flow_run_run_count": run.flow_run_run_count,
+    }
+
+
+def _state_columns(state_id: uuid.UUID, updates: RunUpdates) -> dict[str, Any]:
+    return {
+        "state_id": state_id,
+        "state_type": updates.state_type.value,
+        "state_name": updates.state_name,
+        "state_timestamp": updates.state_timestamp,
+        "run_count": updates.run_count,
+        "start_time": updates.start_time,
+        "end_time": updates.end_time,
+        "total_run_time": updates.total_run_time.total_seconds(),
+        "expected_start_time": updates.expected_start_time,
+        "next_scheduled_start_time": updates.next_scheduled_start_time,
+    }
+
+
+async def _existing_task_runs(
+    session: AsyncSession, records: Sequence[TaskRunRecord]
+) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID, str, str], uuid.UUID]]:
+    ids = {r.task_run_id for r in records}
+    keys = {k for r in records if (k := r.natural_key) is not None}
+    tr = t.TaskRun
+    condition: sa.ColumnElement[bool] = tr.id.in_(ids)
+    if keys:
+        condition = sa.or_(
+            condition, sa.tuple_(tr.flow_run_id, tr.task_key, tr.dynamic_key).in_(list(keys))
+        )
+    rows = (
+        await session.execute(
+            sa.select(tr.id, tr.flow_run_id, tr.task_key, tr.dynamic_key).where(condition)
+        )
+    ).all()
+    by_id = {row.id for row in rows}
+    by_key = {
+        (row.flow_run_id, row.task_key, row.dynamic_key): row.id
+        for row in rows
+        if row.flow_run_id is not None
+    }
+    return by_id, by_key
+
+
+async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecord]) -> None:
+    """Write the task runs and states of ``records`` within ``session``'s transaction.
+
+    A task run whose natural key (flow run, task key, dynamic key) already belongs to
+    another id is recorded under that id. Flow runs named must exist.
+    """
+    unique: dict[uuid.UUID, TaskRunRecord] = {}
+    for record in sorted(records, key=lambda r: r.timestamp):
+        unique.setdefault(record.state_id, record)
+    if not unique:
+        return
+    batch = list(unique.values())
+    existing_ids, existing_keys = await _existing_task_runs(session, batch)
+
+    # Decide each record's task run id (canonical when a natural key is already taken).
+    canonical: dict[uuid.UUID, uuid.UUID] = {}
+    batch_keys: dict[tuple[uuid.UUID, str, str], uuid.UUID] = {}
+    for record in batch:
+        tid, key = record.task_run_id, record.natural_key
+        if tid in canonical:
+            continue
+        if tid in existing_ids:
+            canonical[tid] = tid
+        elif key is not None and key in existing_keys:
+            canonical[tid] = existing_keys[key]
+        elif key is not None and key in batch_keys:
+            canonical[tid] = batch_keys[key]
+        else:
+            canonical[tid] = tid
+            if key is not None:
+                batch_keys[key] = tid
+    groups: dict[uuid.UUID, list[TaskRunRecord]] = {}
+    for record in batch:
+        groups.setdefault(canonical[record.task_run_id], []).append(record)
+    stored = existing_ids | set(existing_keys.values())
+    old_runs = [tid for tid in groups if tid in stored]
+
+    # The stored part of the history of runs that exist already.
+    history: dict[uuid.UUID, dict[uuid.UUID, StateFacts]] = {tid: {} for tid in groups}
+    if old_runs:
+        s = t.TaskRunState
+        rows = await session.execute(
+            sa.select(s.id, s.task_run_id, s.type, s.name, s.timestamp, s.state_details).where(
+                s.task_run_id.in_(old_runs)
+            )
+        )
+        for row in rows:
+            details = StateDetails.model_validate(row.state_details or {})
+            history[row.task_run_id][row.id] = state_facts(
+                StateType(row.type), row.name, row.timestamp, details
+            )
+
+    now = now_utc()
+    new_rows: list[dict[str, Any]] = []
+    updates_full: list[dict[str, Any]] = []
+    updates_state_only: list[dict[str, Any]] = []
+    state_rows: list[dict[str, Any]] = []
+    for tid, group in groups.items():
+        states = history[tid]
+        fresh = [r for r in group if r.state_id not in states]
+        if not fresh:
+            continue  # every event of this run was a repeat
+        by_state = {r.state_id: r for r in fresh}
+        for r in fresh:
+            states[r.state_id] = r.facts()
+            stored_details = r.details.model_copy(update={"task_run_id": tid}).model_dump(
+                mode="json"
+            )
+            state_rows.append(
+                {
+                    "id": r.state_id,
+                    "created": now,
+                    "updated": now,
+                    "task_run_id": tid,
+                    "type": r.state_type.value,
+                    "name": r.state_name,
+                    "timestamp": r.timestamp,
+                    "message": r.message,
+                    "state_details": stored_details,
+                    "data": r.data,
+                }
+            )
+        replayed = replay(states.items())
+        assert replayed is not None
+        current_id, updates = replayed
+        columns = _state_columns(current_id, updates)
+        latest = by_state.get(current_id)
+        if tid not in stored:
+            source = latest or max(fresh, key=lambda r: history_order(r.state_id, r.facts()))
+            new_rows.append(
+                {
+                    "id": tid,
+                    "created": now,
+                    "updated": now,
+                    "flow_run_id": source.flow_run_id,
+                    "task_key": source.task_run.task_key,
+                    "dynamic_key": source.task_run.dynamic_key,
+                    **_payload_columns(source),
+                    **columns,
+                }
+            )
+        elif latest is not None:
+            updates_full.append(
+                {"b_id": tid, "updated": now, **_payload_columns(latest), **columns}
+            )
+        else:
+            updates_state_only.append({"b_id": tid, "updated": now, **columns})
+
+    dialect = dialects.dialect_name(session)
+    if new_rows:
+        new_rows.sort(key=lambda row: str(row["id"]))
+        stmt = (
+            dialects.insert(dialect, _TASK_RUN)
+            .on_conflict_do_nothing()
+            .returning(_TASK_RUN.c.id)
+            .execution_options(
+                insertmanyvalues_page_size=dialects.rows_per_statement(dialect, len(new_rows[0]))
+            )
+        )
+        inserted = set((await session.execute(stmt, new_rows)).scalars().all())
+        if len(inserted) != len(new_rows):
+            raise _NaturalKeyConflict(
+                "a task run was created concurrently; the batch will be retried"
+            )
+    for rows_ in (updates_full, updates_state_only):
+        if rows_:
+            rows_.sort(key=lambda row: str(row["b_id"]))
+            await _update_by_id(session, rows_)
+    if state_rows:
+        stmt = (
+            dialects.insert(dialect, _TASK_RUN_STATE)
+            .on_conflict_do_nothing(index_elements=[_TASK_RUN_STATE.c.id])
+            .returning(_TASK_RUN_STATE.c.id)
+            .execution_options(
+                insertmanyvalues_page_size=dialects.rows_per_statement(dialect, len(state_rows[0]))
+            )
+        )
+        await session.execute(stmt, state_rows)
+
+
+async def _update_by_id(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """One executemany UPDATE of the columns in ``rows`` (each has ``b_id``)."""
+    table = _TASK_RUN
+    columns = [k for k in rows[0] if k != "b_id"]
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
+    )
+    params = [{"b_id": row["b_id"], **{f"v_{name}": row[name] for name in columns}} for row in rows]
+    await session.execute(stmt, params)
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+class TaskRunRecorder(BatchWriter):
+    """Consumes task-run state events from the bus and records them in batches."""
+
+    name = "task-run-recorder"
+    topic = "events"
+
+    def __init__(self, db: Database, bus: EventBus, settings: BatchSettings | None = None) -> None:
+        super().__init__(bus, settings or BatchSettings(batch_size=500, window=0.05))
+        self.db = db
+
+    def accepts(self, item: Any) -> bool:
+        return isinstance(item, ReceivedEvent) and is_task_run_state_event(item)
+
+    async def write(self, items: Sequence[Any]) -> Sequence[Any]:
+        records: list[TaskRunRecord] = []
+        for event in items:
+            try:
+                records.append(record_from_event(event))
+            except ValueError as exc:
+                logger.warning("Ignoring a task run event: %s", exc)
+        if not records:
+            return ()
+        async with self.db.session() as session:
+            wanted = {r.flow_run_id for r in records if r.flow_run_id is not None}
+            found: set[uuid.UUID] = set()
+            if wanted:
+                result = await session.execute(
+                    sa.select(t.FlowRun.id).where(t.FlowRun.id.in_(wanted))
+                )
+                found = set(result.scalars().all())
+            ready = [r for r in records if r.flow_run_id is None or r.flow_run_id in found]
+            waiting = [
+                r.event for r in records if r.flow_run_id is not None and r.flow_run_id not in found
+            ]
+            await record_task_runs(session, ready)
+        return waiting

@@ -1,0 +1,525 @@
+"""Queries on stored events: bulk writes, filtered pages with cursors, and counts.
+
+The SQL here follows the same rules as the in-memory matcher
+(``flowplane.server.events.matching``), so a stream and a query agree on what matches.
+Criteria on related resources (and ``any_resource``) go through the ``event_resource``
+table, which holds one row per resource an event names: its own (role ``""``) and
+each related one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from flowplane.schemas.base import now_utc
+from flowplane.schemas.events import (
+    Countable,
+    EventAnyResourceFilter,
+    EventCount,
+    EventFilter,
+    EventRelatedFilter,
+    ReceivedEvent,
+    ResourceSpecification,
+    TimeUnit,
+)
+from flowplane.schemas.sorting import EventOrder
+from flowplane.server.db import dialects
+from flowplane.server.db import tables as t
+from flowplane.server.events import counting
+from flowplane.server.events.matching import (
+    RESOURCE_ID,
+    RESOURCE_ROLE,
+    label_patterns,
+    parse_text_query,
+)
+
+# --- writing ---------------------------------------------------------------------------
+
+_EVENT = cast(sa.Table, t.Event.__table__)
+_EVENT_RESOURCE = cast(sa.Table, t.EventResource.__table__)
+
+
+def _event_row(event: ReceivedEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "created": now,
+        "updated": now,
+        "occurred": event.occurred,
+        "received": event.received,
+        "event": event.event,
+        "resource_id": event.resource_id,
+        "resource": event.resource,
+        "related_resource_ids": [r[RESOURCE_ID] for r in event.related],
+        "related": event.related,
+        "payload": event.payload,
+        "follows": event.follows,
+    }
+
+
+def _resource_rows(event: ReceivedEvent, now: datetime) -> list[dict[str, Any]]:
+    base = {"event_id": event.id, "occurred": event.occurred, "created": now, "updated": now}
+    rows = [
+        {
+            **base,
+            "id": uuid.uuid4(),
+            "resource_id": event.resource_id,
+            "resource_role": "",
+            "resource": event.resource,
+        }
+    ]
+    for related in event.related:
+        rows.append(
+            {
+                **base,
+                "id": uuid.uuid4(),
+                "resource_id": related[RESOURCE_ID],
+                "resource_role": related.get(RESOURCE_ROLE, ""),
+                "resource": related,
+            }
+        )
+    return rows
+
+
+async def write_many(session: AsyncSession, events: Sequence[ReceivedEvent]) -> int:
+    """Store ``events`` and their resource rows; events already stored (by id) are skipped.
+
+    Returns:
+        How many events were new.
+    """
+    unique: dict[uuid.UUID, ReceivedEvent] = {}
+    for event in events:
+        unique.setdefault(event.id, event)
+    if not unique:
+        return 0
+    dialect = dialects.dialect_name(session)
+    now = now_utc()
+    rows = [_event_row(e, now) for e in unique.values()]
+    # Executed with a list of rows, these compile once and go out as multi-row VALUES.
+    stmt = (
+        dialects.insert(dialect, _EVENT)
+        .on_conflict_do_nothing(index_elements=[_EVENT.c.id])
+        .returning(_EVENT.c.id)
+        .execution_options(
+            insertmanyvalues_page_size=dialects.rows_per_statement(dialect, len(rows[0]))
+        )
+    )
+    inserted = set((await session.execute(stmt, rows)).scalars().all())
+    resource_rows = [
+        r for eid in unique if eid in inserted for r in _resource_rows(unique[eid], now)
+    ]
+    if resource_rows:
+        page = dialects.rows_per_statement(dialect, len(resource_rows[0]))
+        stmt = (
+            sa.insert(_EVENT_RESOURCE)
+            .returning(_EVENT_RESOURCE.c.id)
+            .execution_options(insertmanyvalues_page_size=page)
+        )
+        await session.execute(stmt, resource_rows)
+    return len(inserted)
+
+
+# --- filtering ---------------------------------------------------------------------------
+
+
+def _like_pattern(glob: str) -> str:
+    """A glob (``*``, ``?``) as a LIKE pattern escaped with ``\\``."""
+    out = []
+    for ch in glob:
+        if ch in "\\%_":
+            out.append("\\" + ch)
+        elif ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _glob(column: Any, pattern: str) -> ColumnElement[bool]:
+    negated = pattern.startswith("!")
+    clause = column.like(_like_pattern(pattern.removeprefix("!")), escape="\\")
+    # A missing label matches neither a pattern nor its negation.
+    return sa.and_(column.is_not(None), sa.not_(clause)) if negated else clause
+
+
+def _labels(
+    dialect: str,
+    spec: ResourceSpecification,
+    json_column: Any,
+    id_column: Any,
+    role_column: Any | None,
+) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    for label, value in spec.items():
+        patterns = label_patterns(value)
+        if not patterns:
+            clauses.append(sa.false())
+            continue
+        if label == RESOURCE_ID:
+            column = id_column
+        elif label == RESOURCE_ROLE and role_column is not None:
+            column = role_column
+        else:
+            column = dialects.json_key_text(dialect, json_column, label)
+        clauses.append(sa.or_(*(_glob(column, p) for p in patterns)))
+    return clauses
+
+
+def _resources_in_scope(
+    flt: EventFilter, clauses: list[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """Events having one ``event_resource`` row (within the time range) meeting ``clauses``."""
+    er = t.EventResource
+    inner = sa.select(er.event_id).where(
+        er.occurred >= flt.occurred.since, er.occurred <= flt.occurred.until, *clauses
+    )
+    return t.Event.id.in_(inner)
+
+
+def _related(dialect: str, flt: EventFilter, rel: EventRelatedFilter) -> ColumnElement[bool] | None:
+    er = t.EventResource
+    clauses: list[ColumnElement[bool]] = []
+    if rel.id:
+        clauses.append(er.resource_id.in_(rel.id))
+    if rel.role:
+        clauses.append(er.resource_role.in_(rel.role))
+    if rel.resources_in_roles:
+        clauses.append(
+            sa.or_(
+                *(
+                    sa.and_(er.resource_id == rid, er.resource_role == role)
+                    for rid, role in rel.resources_in_roles
+                )
+            )
+        )
+    if rel.labels:
+        clauses.extend(_labels(dialect, rel.labels, er.resource, er.resource_id, er.resource_role))
+    if not clauses:
+        return None
+    clauses.append(er.resource_role != "")
+    return _resources_in_scope(flt, clauses)
+
+
+def _any_resource(
+    dialect: str, flt: EventFilter, anyf: EventAnyResourceFilter
+) -> ColumnElement[bool] | None:
+    er = t.EventResource
+    clauses: list[ColumnElement[bool]] = []
+    if anyf.id:
+        clauses.append(er.resource_id.in_(anyf.id))
+    if anyf.id_prefix:
+        clauses.append(
+            sa.or_(*(er.resource_id.startswith(p, autoescape=True) for p in anyf.id_prefix))
+        )
+    if anyf.labels:
+        clauses.extend(_labels(dialect, anyf.labels, er.resource, er.resource_id, er.resource_role))
+    if not clauses:
+        return None
+    return _resources_in_scope(flt, clauses)
+
+
+def _text(flt: EventFilter) -> list[ColumnElement[bool]]:
+    if flt.text is None:
+        return []
+    parsed = parse_text_query(flt.text.query)
+    if parsed.empty:
+        return []
+    e = t.Event
+    haystack = sa.func.lower(
+        sa.cast(e.event, sa.Text)
+        + " "
+        + sa.cast(e.resource, sa.Text)
+        + " "
+        + sa.cast(e.related, sa.Text)
+        + " "
+        + sa.cast(e.payload, sa.Text)
+    )
+    clauses: list[ColumnElement[bool]] = []
+    if parsed.include:
+        clauses.append(
+            sa.or_(*(haystack.contains(term.lower(), autoescape=True) for term in parsed.include))
+        )
+    clauses.extend(
+        sa.not_(haystack.contains(term.lower(), autoescape=True)) for term in parsed.exclude
+    )
+    clauses.extend(haystack.contains(term.lower(), autoescape=True) for term in parsed.required)
+    return clauses
+
+
+def event_where(dialect: str, flt: EventFilter) -> ColumnElement[bool]:
+    """The WHERE clause over ``event`` for ``flt``."""
+    e = t.Event
+    clauses: list[ColumnElement[bool]] = [
+        e.occurred >= flt.occurred.since,
+        e.occurred <= flt.occurred.until,
+    ]
+    if flt.id.id:
+        clauses.append(e.id.in_(flt.id.id))
+    if flt.event is not None:
+        name = flt.event
+        if name.prefix:
+            clauses.append(sa.or_(*(e.event.startswith(p, autoescape=True) for p in name.prefix)))
+        for p in name.exclude_prefix or ():
+            clauses.append(sa.not_(e.event.startswith(p, autoescape=True)))
+        if name.name:
+            clauses.append(e.event.in_(name.name))
+        if name.exclude_name:
+            clauses.append(e.event.not_in(name.exclude_name))
+    if flt.resource is not None:
+        res = flt.resource
+        if res.id:
+            clauses.append(e.resource_id.in_(res.id))
+        if res.id_prefix:
+            clauses.append(
+                sa.or_(*(e.resource_id.startswith(p, autoescape=True) for p in res.id_prefix))
+            )
+        if res.labels:
+            clauses.extend(_labels(dialect, res.labels, e.resource, e.resource_id, None))
+    for rel in flt.related_filters():
+        clause = _related(dialect, flt, rel)
+        if clause is not None:
+            clauses.append(clause)
+    for anyf in flt.any_resource_filters():
+        clause = _any_resource(dialect, flt, anyf)
+        if clause is not None:
+            clauses.append(clause)
+    clauses.extend(_text(flt))
+    return sa.and_(*clauses)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _distinct(flt: EventFilter) -> bool:
+    return bool(flt.resource is not None and flt.resource.distinct)
+
+
+async def count(session: AsyncSession, flt: EventFilter) -> int:
+    """How many events match (distinct resources when ``resource.distinct``)."""
+    where = event_where(dialects.dialect_name(session), flt)
+    measure = sa.func.count(sa.distinct(t.Event.resource_id)) if _distinct(flt) else sa.func.count()
+    return (
+        await session.execute(sa.select(measure).select_from(t.Event).where(where))
+    ).scalar_one()
+
+
+#: A position in a result: the (occurred, id) of the last event already returned.
+Cursor = tuple[datetime, uuid.UUID]
+
+
+async def read_page(
+    session: AsyncSession, flt: EventFilter, limit: int, after: Cursor | None = None
+) -> tuple[list[ReceivedEvent], Cursor | None]:
+    """Up to ``limit`` matching events in ``flt.order`` after the ``after`` cursor.
+
+    Pages are keyed on (occurred, id), so events stored while a client pages through a
+    result neither repeat nor shift the pages it has not read yet.
+
+    Returns:
+        The events, and the cursor for the next page (``None`` if this was the last).
+    """
+    dialect = dialects.dialect_name(session)
+    where = event_where(dialect, flt)
+    descending = flt.order is EventOrder.DESC
+    if _distinct(flt):
+        ordering = (
+            (t.Event.occurred.desc(), t.Event.id.desc())
+            if descending
+            else (t.Event.occurred, t.Event.id)
+        )
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=t.Event.resource_id, order_by=ordering)
+            .label("rank")
+        )
+        inner = sa.select(t.Event.id, rank).where(where).subquery()
+        where = t.Event.id.in_(sa.select(inner.c.id).where(inner.c.rank == 1))
+    stmt = sa.select(t.Event).where(where)
+    if after is not None:
+        occurred, last_id = after
+        if descending:
+            stmt = stmt.where(
+                sa.or_(
+                    t.Event.occurred < occurred,
+                    sa.and_(t.Event.occurred == occurred, t.Event.id < last_id),
+                )
+            )
+        else:
+            stmt = stmt.where(
+                sa.or_(
+                    t.Event.occurred > occurred,
+                    sa.and_(t.Event.occurred == occurred, t.Event.id > last_id),
+                )
+            )
+    if descending:
+        stmt = stmt.order_by(t.Event.occurred.desc(), t.Event.id.desc())
+    else:
+        stmt = stmt.order_by(t.Event.occurred.asc(), t.Event.id.asc())
+    rows = (await session.execute(stmt.limit(limit + 1))).scalars().all()
+    events = [ReceivedEvent.model_validate(row) for row in rows[:limit]]
+    more = len(rows) > limit and limit > 0
+    cursor = (events[-1].occurred, events[-1].id) if more and events else None
+    return events, cursor
+
+
+# --- page tokens -------------------------------------------------------------------------
+
+
+class InvalidPageToken(ValueError):
+    """A page token that this server did not produce (or that was altered)."""
+
+
+def encode_page_token(flt: EventFilter, limit: int, total: int, cursor: Cursor) -> str:
+    """An opaque, URL-safe token for the page after ``cursor`` of the query ``flt``."""
+    body = {
+        "filter": flt.model_dump(mode="json"),
+        "limit": limit,
+        "total": total,
+        "after": [cursor[0].isoformat(), str(cursor[1])],
+    }
+    return (
+        base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode())
+        .decode()
+        .rstrip("=")
+    )
+
+
+def decode_page_token(token: str) -> tuple[EventFilter, int, int, Cursor]:
+    """The query, page size, total and cursor a token carries.
+
+    Raises:
+        InvalidPageToken: the token cannot be read.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        flt = EventFilter.model_validate(body["filter"])
+        occurred = datetime.fromisoformat(body["after"][0])
+        cursor = (occurred, uuid.UUID(body["after"][1]))
+        return flt, int(body["limit"]), int(body["total"]), cursor
+    except (binascii.Error, ValueError, KeyError, TypeError, IndexError, ValidationError) as exc:
+        raise InvalidPageToken(str(exc)) from exc
+
+
+# --- counting ----------------------------------------------------------------------------
+
+
+async def count_by(
+    session: AsyncSession,
+    flt: EventFilter,
+    countable: Countable,
+    time_unit: TimeUnit = TimeUnit.day,
+    time_interval: float = 1.0,
+    now: datetime | None = None,
+) -> list[EventCount]:
+    """Matching events counted per time bucket, event name or resource.
+
+    Time buckets (``day``, ``time``) cover the whole filtered range, empty ones with a
+    zero count, oldest first. Names and resources come most frequent first.
+
+    Raises:
+        counting.InvalidCountRequest: the time range needs too many buckets.
+    """
+    if countable in (Countable.day, Countable.time):
+        if countable is Countable.day:
+            time_unit, time_interval = TimeUnit.day, 1.0
+        return await _count_by_time(
+            session, flt, time_unit.as_timedelta(time_interval), now or now_utc()
+        )
+    return await _count_by_value(session, flt, countable)
+
+
+async def _count_by_time(
+    session: AsyncSession, flt: EventFilter, delta: Any, now: datetime
+) -> list[EventCount]:
+    spans = counting.buckets(flt.occurred.since, flt.occurred.until, now, delta)
+    dialect = dialects.dialect_name(session)
+    pivot = counting.PIVOT.timestamp()
+    index = dialects.floor(
+        dialect, (dialects.epoch_seconds(dialect, t.Event.occurred) - pivot) / delta.total_seconds()
+    )
+    bucket = index.label("bucket")
+    stmt = (
+        sa.select(bucket, sa.func.count().label("n"))
+        .where(event_where(dialect, flt))
+        .group_by(bucket)
+    )
+    counts = {int(row.bucket): int(row.n) for row in (await session.execute(stmt)).all()}
+    return [
+        EventCount(
+            value=str(position),
+            label=span.start.isoformat(),
+            count=counts.get(span.index, 0),
+            start_time=span.start,
+            end_time=span.end,
+        )
+        for position, span in enumerate(spans)
+    ]
+
+
+async def _count_by_value(
+    session: AsyncSession, flt: EventFilter, countable: Countable
+) -> list[EventCount]:
+    dialect = dialects.dialect_name(session)
+    e = t.Event
+    if countable is Countable.event:
+        value: Any = e.event
+        label: Any = e.event
+    else:
+        value = e.resource_id
+        label = sa.func.coalesce(
+            dialects.json_key_text(dialect, e.resource, "prefect.resource.name"),
+            dialects.json_key_text(dialect, e.resource, "prefect.name"),
+            e.resource_id,
+        )
+    # Each value is labelled as its most recent event labels it.
+    window = {"partition_by": value}
+    inner = (
+        sa.select(
+            value.label("value"),
+            label.label("label"),
+            sa.func.row_number()
+            .over(order_by=(e.occurred.desc(), e.id.desc()), **window)
+            .label("rank"),
+            sa.func.count().over(**window).label("n"),
+            sa.func.min(e.occurred).over(**window).label("first"),
+            sa.func.max(e.occurred).over(**window).label("last"),
+        )
+        .where(event_where(dialect, flt))
+        .subquery()
+    )
+    stmt = (
+        sa.select(inner.c.value, inner.c.label, inner.c.n, inner.c.first, inner.c.last)
+        .where(inner.c.rank == 1)
+        .order_by(inner.c.n.desc(), inner.c.label.asc())
+    )
+    rows = (await session.execute(stmt)).all()
+    return [
+        EventCount(
+            value=str(row.value),
+            label=str(row.label),
+            count=int(row.n),
+            start_time=_as_datetime(row.first),
+            end_time=_as_datetime(row.last),
+        )
+        for row in rows
+    ]
+
+
+def _as_datetime(value: Any) -> datetime:
+    """Window aggregates lose the column type on SQLite; read them back as UTC datetimes."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=counting.PIVOT.tzinfo)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=counting.PIVOT.tzinfo)
