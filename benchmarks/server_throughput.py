@@ -26,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import rawhttp  # noqa: E402
 from report import Report  # noqa: E402
 from servers import RunningServer, ServerUnavailable, flowplane_server, prefect_server  # noqa: E402
 
@@ -70,21 +71,19 @@ class RunFailed(Exception):
     """One request of a run failed; the message is the error kind (e.g. ``set_state 503``)."""
 
 
-async def _one_run(http: httpx.AsyncClient, flow_id: str) -> None:
+async def _one_run(http: rawhttp.Connection, flow_id: str) -> None:
     """Create a flow run in Pending and take it through Running to Completed."""
-    response = await http.post(
-        "/flow_runs/", json={"flow_id": flow_id, "state": {"type": "PENDING"}}
-    )
-    if response.status_code not in (200, 201):
-        raise RunFailed(f"create {response.status_code}")
-    run_id = response.json()["id"]
+    code, body = await http.post("/flow_runs/", {"flow_id": flow_id, "state": {"type": "PENDING"}})
+    if code not in (200, 201):
+        raise RunFailed(f"create {code}")
+    run_id = body["id"]
     for state_type in ("RUNNING", "COMPLETED"):
-        response = await http.post(
-            f"/flow_runs/{run_id}/set_state", json={"state": {"type": state_type}}
+        code, body = await http.post(
+            f"/flow_runs/{run_id}/set_state", {"state": {"type": state_type}}
         )
-        if response.status_code not in (200, 201):
-            raise RunFailed(f"set_state {response.status_code}")
-        status = response.json().get("status")
+        if code not in (200, 201):
+            raise RunFailed(f"set_state {code}")
+        status = body.get("status")
         if status != "ACCEPT":
             raise RunFailed(f"set_state {state_type} {status}")
 
@@ -98,8 +97,8 @@ async def _client_loop(
     timeout: float,
 ) -> None:
     """One client: run after run until ``stop``; record those that finish inside ``window``."""
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=timeout) as http:
+    http = rawhttp.Connection(api_url, timeout=timeout)
+    try:
         while (started := time.perf_counter()) < stop:
             error = None
             try:
@@ -109,8 +108,8 @@ async def _client_loop(
                 raise
             except RunFailed as exc:
                 error = str(exc)
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
+            except rawhttp.HTTPError as exc:
+                error = str(exc)
             finished = time.perf_counter()
             if finished > window[1]:
                 result.unfinished += 1  # in flight when the window ended: neither run nor error
@@ -123,6 +122,8 @@ async def _client_loop(
             else:
                 result.errors[error] += 1
                 await asyncio.sleep(0.01)  # do not spin on a server that answers errors instantly
+    finally:
+        await http.close()
 
 
 async def measure(

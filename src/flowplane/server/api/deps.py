@@ -10,12 +10,12 @@ from fastapi import HTTPException, Request, status
 from flowplane.server.db.session import Database
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     """The database of the app serving this request."""
     return request.app.state.db
 
 
-def get_bus(request: Request) -> Any:
+async def get_bus(request: Request) -> Any:
     """The in-process event bus of the app serving this request."""
     return request.app.state.bus
 

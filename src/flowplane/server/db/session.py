@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,13 +19,16 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from flowplane.server.db import sqlite_inline
+
 
 def create_engine(url: str, timeout: float = 10.0, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``, configured for the dialect.
 
-    SQLite: the folder is created, each connection is put in WAL mode with foreign keys
-    on and a busy timeout of ``timeout`` seconds, and transactions begin IMMEDIATE when
-    they write so concurrent writers queue instead of failing with "database is locked".
+    SQLite: the folder is created, statements run inline on the event loop
+    (``sqlite_inline``), each connection is put in WAL mode with foreign keys on and a
+    busy timeout of ``timeout`` seconds, and transactions begin IMMEDIATE when they
+    write so concurrent writers queue instead of failing with "database is locked".
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -31,8 +36,11 @@ def create_engine(url: str, timeout: float = 10.0, echo: bool = False) -> AsyncE
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": timeout, "isolation_level": None}
-        if database in ("", ":memory:"):
+        path = database or ":memory:"
+        kwargs["async_creator"] = functools.partial(
+            sqlite_inline.connect, path, timeout=timeout, isolation_level=None
+        )
+        if path == ":memory:":
             kwargs["poolclass"] = sa.pool.StaticPool
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine, timeout)
@@ -78,6 +86,10 @@ class Database:
         self.read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(read_only=True), expire_on_commit=False
         )
+        # SQLite runs inline on the loop: a second writer of this process must wait
+        # here (suspending) rather than in SQLite's busy handler (blocking the loop
+        # while the first writer cannot finish). PostgreSQL needs no such gate.
+        self._write_gate: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -86,9 +98,15 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A writing session whose transaction commits on success and rolls back on error."""
-        async with self.sessionmaker() as session:
-            async with session.begin():
-                yield session
+        if self._write_gate is None:
+            async with self.sessionmaker() as session:
+                async with session.begin():
+                    yield session
+            return
+        async with self._write_gate:
+            async with self.sessionmaker() as session:
+                async with session.begin():
+                    yield session
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
