@@ -9,6 +9,7 @@ functions return a :class:`Decision` (what the API answers) and :class:`RunUpdat
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -39,6 +40,13 @@ class StateFacts:
     scheduled_time: datetime | None = None
     pause_reschedule: bool = False
     pause_key: str | None = None
+    pause_timeout: datetime | None = None
+    #: Set by clients on each proposal; a repeat of the current state's id is a retried request.
+    transition_id: str | None = None
+    #: False when the client says this failure must not be retried.
+    retriable: bool = True
+    #: The message of a replacement state the rules substitute (the caller's otherwise).
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class RunFacts:
 
     ``retries`` and ``retry_delays`` come from the run's empirical policy.
     ``flow_run_state_type`` is the parent flow run's state, for task runs.
+    ``resuming`` marks a flow run that left a pause and has not run again yet.
     """
 
     kind: RunKind
@@ -60,6 +69,10 @@ class RunFacts:
     expected_start_time: datetime | None = None
     flow_run_state_type: StateType | None = None
     paused_keys: frozenset[str] = frozenset()
+    resuming: bool = False
+    has_deployment: bool = False
+    has_infrastructure: bool = False
+    is_subflow: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,11 @@ class Decision:
 
 @dataclass(frozen=True)
 class RunUpdates:
-    """Bookkeeping fields the store writes along with an accepted state."""
+    """Bookkeeping fields the store writes along with an accepted state.
+
+    ``extra`` holds changes to a flow run's empirical policy (``pause_keys``,
+    ``resuming``, ``retry_type``), to merge into the stored policy.
+    """
 
     state_type: StateType
     state_name: str
@@ -112,6 +129,11 @@ def retry_delay_for(run: RunFacts) -> float:
     return run.retry_delays[min(index, len(run.retry_delays) - 1)]
 
 
+def wait_seconds(scheduled_time: datetime, now: datetime) -> int:
+    """Whole seconds until ``scheduled_time``, rounded half up (the wire carries integers)."""
+    return math.floor((scheduled_time - now).total_seconds() + 0.5)
+
+
 def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = False) -> Decision:
     """Apply the orchestration rules to one proposed transition.
 
@@ -119,16 +141,45 @@ def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = Fal
         run: the run's current facts.
         proposed: the state the client proposes.
         now: the current time (aware UTC).
-        force: bypass every rule and accept.
+        force: bypass the rules and accept (a run with nothing to cancel still goes
+            straight to Cancelled, as a forced proposal would otherwise strand it).
 
     Returns:
         The decision, with a replacement state where a rule substitutes one.
     """
-    if force or run.state is None:
+    if run.state is None:
         return _accept(proposed)
 
     initial = run.state
     to = proposed.type
+
+    # Cancelling exists so that something stops the run's process; a run without
+    # one (scheduled and not yet submitted, or suspended) is cancelled at once.
+    if (
+        run.kind is RunKind.FLOW
+        and to is StateType.CANCELLING
+        and (
+            (
+                initial.type is StateType.SCHEDULED
+                and (not run.has_infrastructure or initial.name == "Resuming")
+            )
+            or (initial.type is StateType.PAUSED and initial.pause_reschedule)
+        )
+    ):
+        return Decision(
+            SetStateStatus.REJECT,
+            state=StateFacts(type=StateType.CANCELLED, name="Cancelled", timestamp=now),
+            reason="This run has no process to stop, so it is cancelled directly.",
+        )
+
+    if force:
+        return _accept(proposed)
+
+    # A client retrying a request it already made (same transition id) changes nothing.
+    if proposed.transition_id is not None and proposed.transition_id == initial.transition_id:
+        return Decision(
+            SetStateStatus.REJECT, reason="This run has already made this state transition."
+        )
 
     # Terminal states stay terminal.
     if is_terminal(initial.type):
@@ -145,12 +196,20 @@ def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = Fal
             reason=f"This run is cancelling and cannot transition to {proposed.name}.",
         )
 
-    # Pending is only entered from states that have not begun executing.
+    # Pending is only entered from states that have not begun executing, so a second
+    # worker submitting the same run is turned away. Named Pending sub-states
+    # (Submitting, InfrastructurePending) may follow each other.
     if to is StateType.PENDING and initial.type in (
         StateType.PENDING,
         StateType.RUNNING,
         StateType.CANCELLING,
     ):
+        if (
+            initial.type is StateType.PENDING
+            and proposed.name != initial.name
+            and proposed.name != "Pending"
+        ):
+            return _accept(replace(proposed, scheduled_time=initial.scheduled_time))
         return Decision(
             SetStateStatus.ABORT,
             reason=f"This run is in a {initial.type.value} state and cannot transition "
@@ -177,6 +236,40 @@ def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = Fal
             "so this task run cannot start.",
         )
 
+    # Only scheduled runs can be late.
+    if (
+        to is StateType.SCHEDULED
+        and proposed.name == "Late"
+        and initial.type is not StateType.SCHEDULED
+    ):
+        return Decision(SetStateStatus.REJECT, reason="Only scheduled runs can be marked late.")
+
+    # A flow pauses only while it runs, once per pause key, and suspends (pauses
+    # with reschedule) only if a deployment can run it again.
+    if run.kind is RunKind.FLOW and to is StateType.PAUSED:
+        verb = "suspend" if proposed.name == "Suspended" else "pause"
+        if initial.type is not StateType.RUNNING:
+            return Decision(
+                SetStateStatus.REJECT,
+                reason=f"Cannot {verb} flows that are not currently running.",
+            )
+        if proposed.pause_key is not None and proposed.pause_key in run.paused_keys:
+            return Decision(SetStateStatus.REJECT, reason=f"This {verb} has already fired.")
+        if proposed.pause_reschedule and run.is_subflow:
+            return Decision(SetStateStatus.ABORT, reason=f"Cannot {verb} subflows.")
+        if proposed.pause_reschedule and not run.has_deployment:
+            return Decision(
+                SetStateStatus.ABORT, reason=f"Cannot {verb} flows without a deployment."
+            )
+
+    # Pausing the same pause key twice is refused (a run may pause once per key).
+    if (
+        to is StateType.PAUSED
+        and proposed.pause_key is not None
+        and proposed.pause_key in run.paused_keys
+    ):
+        return Decision(SetStateStatus.REJECT, reason="This pause has already fired.")
+
     # A suspended run (paused with reschedule) must be rescheduled before it runs.
     if (
         initial.type is StateType.PAUSED
@@ -188,37 +281,68 @@ def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = Fal
             reason="This run is suspended; resume it so that it is rescheduled.",
         )
 
-    # A scheduled run does not start before its time.
+    # Leaving a flow's pause: not into Pending, not after the pause timed out, and
+    # back to Scheduled only with a deployment to pick the run up.
+    if run.kind is RunKind.FLOW and initial.type is StateType.PAUSED:
+        if to is StateType.PENDING:
+            return Decision(
+                SetStateStatus.REJECT,
+                reason="This run cannot transition to the PENDING state from the PAUSED state.",
+            )
+        if (
+            to in (StateType.RUNNING, StateType.SCHEDULED)
+            and initial.pause_timeout is not None
+            and initial.pause_timeout < now
+        ):
+            noun = "suspended" if initial.name == "Suspended" else "paused"
+            return Decision(
+                SetStateStatus.REJECT,
+                state=StateFacts(
+                    type=StateType.FAILED,
+                    name="Failed",
+                    timestamp=now,
+                    message=f"The flow was {noun} and never resumed.",
+                ),
+                reason="The pause has timed out and the run can no longer resume.",
+            )
+        if to is StateType.SCHEDULED and initial.pause_reschedule and not run.has_deployment:
+            return Decision(
+                SetStateStatus.REJECT,
+                reason="Cannot reschedule a suspended flow run without a deployment.",
+            )
+
+    # A scheduled run does not start before its time (Pending inherits the time).
     if (
-        to in (StateType.RUNNING, StateType.PENDING)
-        and initial.type is StateType.SCHEDULED
+        to is StateType.RUNNING
+        and initial.type in (StateType.SCHEDULED, StateType.PENDING)
         and initial.scheduled_time is not None
-        and initial.scheduled_time > now
     ):
-        delay = (initial.scheduled_time - now).total_seconds()
-        return Decision(
-            SetStateStatus.WAIT,
-            reason=f"Scheduled start time is {delay:.1f}s in the future.",
-            delay_seconds=delay,
-        )
+        delay = wait_seconds(initial.scheduled_time, now)
+        if delay > 0:
+            return Decision(
+                SetStateStatus.WAIT,
+                reason=f"Scheduled start time is {delay}s in the future.",
+                delay_seconds=delay,
+            )
 
-    # Pausing the same pause key twice is refused (a flow may pause once per key).
+    # Submitting a scheduled run keeps its scheduled time on the Pending state.
     if (
-        to is StateType.PAUSED
-        and proposed.pause_key is not None
-        and proposed.pause_key in run.paused_keys
+        to is StateType.PENDING
+        and initial.type is StateType.SCHEDULED
+        and proposed.scheduled_time is None
     ):
-        return Decision(SetStateStatus.REJECT, reason="This pause has already fired.")
+        proposed = replace(proposed, scheduled_time=initial.scheduled_time)
 
-    # Failed runs with retries left are rescheduled.
+    # Failed runs with retries left are rescheduled. Only a task's client may veto
+    # the retry (its retry condition said no); flow clients send retriable=False anyway.
     if (
         to is StateType.FAILED
         and proposed.name != "TimedOut"
+        and (proposed.retriable or run.kind is RunKind.FLOW)
         and initial.type is StateType.RUNNING
         and run.run_count <= run.retries
     ):
-        delay = retry_delay_for(run)
-        retry_at = now + timedelta(seconds=delay)
+        retry_at = now + timedelta(seconds=retry_delay_for(run))
         return Decision(
             SetStateStatus.REJECT,
             state=StateFacts(
@@ -226,6 +350,7 @@ def decide(run: RunFacts, proposed: StateFacts, now: datetime, force: bool = Fal
                 name="AwaitingRetry",
                 timestamp=now,
                 scheduled_time=retry_at,
+                message=proposed.message,
             ),
             reason=f"Retrying (attempt {run.run_count + 1} of {run.retries + 1}).",
         )
@@ -254,12 +379,19 @@ def bookkeeping(run: RunFacts, new: StateFacts) -> RunUpdates:
         total = total + max(new.timestamp - initial.timestamp, timedelta(0))
 
     if new.type is StateType.RUNNING:
-        run_count += 1
+        # Resuming from a pause continues the same attempt; it is not a new run.
+        resumed = run.resuming or (initial is not None and initial.type is StateType.PAUSED)
+        if not resumed:
+            run_count += 1
         if start_time is None:
             start_time = new.timestamp
 
     if is_terminal(new.type):
         end_time = new.timestamp
+        # A run that ends without ever starting gets a zero-length span, so that its
+        # duration and lateness are defined.
+        if start_time is None:
+            start_time = new.timestamp
     elif new.type in (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING):
         end_time = None
 
@@ -282,7 +414,36 @@ def bookkeeping(run: RunFacts, new: StateFacts) -> RunUpdates:
         total_run_time=total,
         expected_start_time=expected,
         next_scheduled_start_time=next_scheduled,
+        extra=_policy_changes(run, new) if run.kind is RunKind.FLOW else {},
     )
+
+
+def _policy_changes(run: RunFacts, new: StateFacts) -> dict[str, object]:
+    """How a flow run's empirical policy changes when ``new`` becomes its state."""
+    initial = run.state
+    changes: dict[str, object] = {}
+    if new.type is StateType.PAUSED and new.pause_key is not None:
+        changes["pause_keys"] = sorted(run.paused_keys | {new.pause_key})
+    if (
+        new.type is StateType.SCHEDULED
+        and new.name == "AwaitingRetry"
+        and initial is not None
+        and initial.type is StateType.RUNNING
+    ):
+        # A retry starts afresh: earlier pauses may fire again.
+        changes["pause_keys"] = []
+        changes["resuming"] = False
+        changes["retry_type"] = "in_process"
+    elif (
+        initial is not None
+        and initial.type is StateType.PAUSED
+        and new.type in (StateType.SCHEDULED, StateType.PENDING)
+    ):
+        # Rescheduled out of a suspension: the next Running continues this attempt.
+        changes["resuming"] = True
+    elif run.resuming and (new.type is StateType.RUNNING or is_terminal(new.type)):
+        changes["resuming"] = False
+    return changes
 
 
 def estimated_run_time(

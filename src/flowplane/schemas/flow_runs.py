@@ -10,6 +10,7 @@ from pydantic import Field
 from flowplane.core.states import StateType
 from flowplane.schemas.base import ActionModel, ObjectModel, UTCDateTime, WireModel
 from flowplane.schemas.states import FlowRunOrchestrationResult, State, StateCreate
+from flowplane.schemas.task_runs import TaskRunResult
 
 
 class FlowRunPolicy(WireModel):
@@ -130,3 +131,65 @@ class HistoryResponse(WireModel):
     interval_start: UTCDateTime
     interval_end: UTCDateTime
     states: list[HistoryResponseState]
+
+
+# --- graphs ---------------------------------------------------------------------------
+
+
+class DependencyResult(WireModel):
+    """A task run of a flow run and the task runs whose results it consumed (graph v1)."""
+
+    id: UUID
+    name: str
+    upstream_dependencies: list[TaskRunResult]
+    state: State | None = None
+    expected_start_time: UTCDateTime | None = None
+    start_time: UTCDateTime | None = None
+    end_time: UTCDateTime | None = None
+    total_run_time: float | None = None
+    estimated_run_time: float | None = None
+    untrackable_result: bool = False
+
+
+class GraphEdge(WireModel):
+    id: UUID
+
+
+class GraphArtifact(WireModel):
+    id: UUID
+    created: UTCDateTime
+    key: str | None = None
+    type: str | None = None
+    is_latest: bool = True
+    data: Any | None = None
+
+
+class GraphState(WireModel):
+    id: UUID
+    timestamp: UTCDateTime
+    type: StateType
+    name: str
+
+
+class GraphNode(WireModel):
+    kind: Literal["flow-run", "task-run"]
+    id: UUID
+    label: str
+    state_type: StateType
+    start_time: UTCDateTime
+    end_time: UTCDateTime | None = None
+    parents: list[GraphEdge] = Field(default_factory=list)
+    children: list[GraphEdge] = Field(default_factory=list)
+    encapsulating: list[GraphEdge] = Field(default_factory=list)
+    artifacts: list[GraphArtifact] = Field(default_factory=list)
+
+
+class Graph(WireModel):
+    """A flow run's task and subflow runs as nodes with their links (graph v2)."""
+
+    start_time: UTCDateTime | None = None
+    end_time: UTCDateTime | None = None
+    root_node_ids: list[UUID] = Field(default_factory=list)
+    nodes: list[tuple[UUID, GraphNode]] = Field(default_factory=list)
+    artifacts: list[GraphArtifact] = Field(default_factory=list)
+    states: list[GraphState] = Field(default_factory=list)

@@ -1,0 +1,34 @@
+"""Task run state endpoints: a run's state history, and one state by id."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from flowplane.core.transitions import RunKind
+from flowplane.schemas.states import State
+from flowplane.server.api.deps import get_db, not_found
+from flowplane.server.api.flow_runs import json_response
+from flowplane.server.db.session import Database
+from flowplane.server.store import states as store
+
+router = APIRouter(prefix="/task_run_states", tags=["Task Run States"])
+
+
+@router.get("/", response_model=list[State])
+async def read_task_run_states(
+    task_run_id: UUID = Query(...), db: Database = Depends(get_db)
+) -> Response:
+    """The run's states, oldest first."""
+    async with db.read_session() as session:
+        return json_response(await store.read_states(session, RunKind.TASK, task_run_id))
+
+
+@router.get("/{id}", response_model=State)
+async def read_task_run_state(id: UUID = Path(...), db: Database = Depends(get_db)) -> Response:
+    async with db.read_session() as session:
+        state = await store.read_state(session, RunKind.TASK, id)
+    if state is None:
+        not_found("Task run state", id)
+    return json_response(state)
