@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -22,6 +23,10 @@ from sqlalchemy.pool import NullPool
 from flowplane.server.db import sqlite_inline
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_engine(url: str, timeout: float = 10.0, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``, configured for the dialect.
 
@@ -31,7 +36,13 @@ def create_engine(url: str, timeout: float = 10.0, echo: bool = False) -> AsyncE
     write so concurrent writers queue instead of failing with "database is locked".
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # orjson is several times faster than the stdlib for JSON columns (every run row has
+    # four); it emits compact UTF-8 and understands datetimes and UUIDs natively.
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -62,6 +73,7 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-32000")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
     @sa.event.listens_for(engine.sync_engine, "begin")
