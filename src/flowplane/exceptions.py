@@ -8,7 +8,28 @@
     │       ├── ObjectNotFound        404
     │       ├── ObjectAlreadyExists   409
     │       └── ValidationFailed      422
-    └── ...                           (engine errors arrive with the engine)
+    ├── RunError                      a run did not produce a result
+    │   ├── FailedRun                 it failed (no exception attached)
+    │   ├── CrashedRun                it crashed
+    │   ├── CancelledRun              it was cancelled
+    │   ├── PausedRun                 it is paused
+    │   ├── UnfinishedRun             it has not finished yet
+    │   └── MissingResult             its result is not kept in memory
+    ├── ParameterError                a flow's or task's call arguments are wrong
+    │   ├── ParameterBindError        they do not fit the signature
+    │   └── ParameterTypeError        they fail validation against the annotations
+    ├── UpstreamTaskError             an upstream run did not complete
+    ├── MappingError                  ``Task.map`` got unusable arguments
+    │   ├── MappingLengthMismatch     iterables of different lengths
+    │   └── MappingMissingIterable    nothing to map over
+    └── MissingContextError           needs a flow or task run, and none is active
+    TimeoutError (builtin)
+    ├── TaskRunTimeoutError           a task run exceeded its ``timeout_seconds``
+    └── FlowRunTimeoutError           a flow run exceeded its ``timeout_seconds``
+    BaseException (control flow; never caught by ``except Exception``)
+    └── FlowplaneSignal
+        ├── Abort                     the API told the run to stop (ABORT)
+        └── TerminationSignal         the process received SIGTERM
 """
 
 from __future__ import annotations
@@ -72,3 +93,90 @@ def _detail_text(detail: Any) -> str:
                 parts.append(str(item))
         return "; ".join(parts)
     return str(detail)
+
+
+# --- engine errors ---------------------------------------------------------------------
+
+
+class RunError(FlowplaneError):
+    """A run's result was asked for, and the run has none to give."""
+
+
+class FailedRun(RunError):
+    """The run failed and no exception is attached to its state."""
+
+
+class CrashedRun(RunError):
+    """The run crashed (something outside user code ended it)."""
+
+
+class CancelledRun(RunError):
+    """The run was cancelled."""
+
+
+class PausedRun(RunError):
+    """The run is paused."""
+
+
+class UnfinishedRun(RunError):
+    """The run has not finished (it is scheduled, pending, running or cancelling)."""
+
+
+class MissingResult(RunError):
+    """The state carries no result in memory (e.g. it was read back from the API)."""
+
+
+class ParameterError(FlowplaneError):
+    """A flow's or task's call arguments are wrong; nothing was run or recorded."""
+
+
+class ParameterBindError(ParameterError, TypeError):
+    """The call arguments do not fit the function's signature."""
+
+
+class ParameterTypeError(ParameterError, TypeError):
+    """The call arguments failed validation against the function's annotations."""
+
+
+class UpstreamTaskError(FlowplaneError):
+    """A run depends on an upstream run that did not complete."""
+
+
+class MappingError(FlowplaneError, ValueError):
+    """``Task.map`` was given arguments it cannot map over."""
+
+
+class MappingLengthMismatch(MappingError):
+    """The iterables given to ``Task.map`` have different lengths."""
+
+
+class MappingMissingIterable(MappingError):
+    """``Task.map`` was given no iterable to map over."""
+
+
+class MissingContextError(FlowplaneError, RuntimeError):
+    """The call needs an active flow or task run, and there is none."""
+
+
+class TaskRunTimeoutError(TimeoutError):
+    """A task run exceeded its ``timeout_seconds``."""
+
+
+class FlowRunTimeoutError(TimeoutError):
+    """A flow run exceeded its ``timeout_seconds``."""
+
+
+class FlowplaneSignal(BaseException):
+    """Base of control-flow signals; user code's ``except Exception`` does not catch them."""
+
+
+class Abort(FlowplaneSignal):
+    """The API answered ABORT to a proposed state: the run must stop now."""
+
+
+class TerminationSignal(FlowplaneSignal):
+    """The process received a termination signal (SIGTERM) while a run was active."""
+
+    def __init__(self, signal: int) -> None:
+        self.signal = signal
+        super().__init__(f"Received termination signal {signal}")

@@ -37,6 +37,8 @@ def _routers() -> list[Any]:
         "task_run_states",
         "logs",
         "events",
+        "concurrency_limits",
+        "concurrency_limits_v2",
     ):
         try:
             module = __import__(f"flowplane.server.api.{name}", fromlist=["router"])

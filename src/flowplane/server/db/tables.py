@@ -285,4 +285,63 @@ class EventResource(Base):
     )
 
 
+class ConcurrencyLimit(Base):
+    """A global concurrency or rate limit; a task-run tag's limit is the one named ``tag:<tag>``.
+
+    ``active_slots`` and ``denied_slots`` are floats: rate limits decay continuously
+    (see :mod:`flowplane.core.concurrency`), and both counts are as of ``slots_updated``.
+    """
+
+    __tablename__ = "concurrency_limit"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    limit: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, nullable=False)
+    active_slots: Mapped[float] = mapped_column(sa.Float, default=0.0, nullable=False)
+    denied_slots: Mapped[float] = mapped_column(sa.Float, default=0.0, nullable=False)
+    slot_decay_per_second: Mapped[float] = mapped_column(sa.Float, default=0.0, nullable=False)
+    avg_slot_occupancy_seconds: Mapped[float] = mapped_column(sa.Float, default=2.0, nullable=False)
+    slots_updated: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_concurrency_limit__name"),)
+
+
+class ConcurrencyLease(Base):
+    """Slots held on concurrency limits until released or expired; ``created`` is when they were taken.
+
+    The limits it holds slots on are its rows in ``concurrency_lease_limit``.
+    """
+
+    __tablename__ = "concurrency_lease"
+
+    expiration: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    slots: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    holder_type: Mapped[str | None] = mapped_column(sa.String(20))
+    holder_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+    __table_args__ = (
+        sa.Index("ix_concurrency_lease__expiration", "expiration"),
+        sa.Index("ix_concurrency_lease__holder_id", "holder_id"),
+    )
+
+
+#: Which limits a lease holds slots on (a lease with no rows holds none: its limits were inactive).
+concurrency_lease_limit = sa.Table(
+    "concurrency_lease_limit",
+    Base.metadata,
+    sa.Column(
+        "lease_id",
+        sa.Uuid,
+        sa.ForeignKey("concurrency_lease.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "limit_id",
+        sa.Uuid,
+        sa.ForeignKey("concurrency_limit.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Index("ix_concurrency_lease_limit__limit_id", "limit_id"),
+)
+
 metadata = Base.metadata

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.server.services.event_persister import EventPersister
+from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 
 
@@ -20,4 +21,5 @@ def build_services(app: Any) -> list[Any]:
     return [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
+        LeaseExpiry(db),
     ]
