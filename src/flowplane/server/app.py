@@ -26,38 +26,38 @@ API_PREFIX = "/api"
 
 
 def _routers() -> list[Any]:
-    """Every API router; imported here so that adding a resource is one line."""
-    from flowplane.server.api import flows, root
+    """Every API router, hot paths first (routes are matched in order)."""
+    from flowplane.server.api import (
+        concurrency_limits,
+        concurrency_limits_v2,
+        events,
+        flow_run_states,
+        flow_runs,
+        flows,
+        logs,
+        root,
+        task_run_states,
+        task_runs,
+    )
 
-    routers = [root.router, flows.router]
-    for name in (
-        "flow_runs",
-        "flow_run_states",
-        "task_runs",
-        "task_run_states",
-        "logs",
-        "events",
-        "concurrency_limits",
-        "concurrency_limits_v2",
-    ):
-        try:
-            module = __import__(f"flowplane.server.api.{name}", fromlist=["router"])
-        except ModuleNotFoundError as exc:  # a resource not built yet
-            if exc.name != f"flowplane.server.api.{name}":
-                raise
-            continue
-        routers.append(module.router)
-    return routers
+    return [
+        flow_runs.router,
+        task_runs.router,
+        logs.router,
+        events.router,
+        concurrency_limits_v2.router,
+        flows.router,
+        flow_run_states.router,
+        task_run_states.router,
+        concurrency_limits.router,
+        root.router,
+    ]
 
 
 def _services(app: FastAPI) -> list[Any]:
-    """The background services to run, built from ``flowplane.server.services.registry``."""
-    try:
-        from flowplane.server.services.registry import build_services
-    except ModuleNotFoundError as exc:
-        if exc.name != "flowplane.server.services.registry":
-            raise
-        return []
+    """The background services to run beside the API."""
+    from flowplane.server.services.registry import build_services
+
     return build_services(app)
 
 

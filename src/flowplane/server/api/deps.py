@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, NoReturn
 from uuid import UUID
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Response, status
+from pydantic import BaseModel, TypeAdapter
 
 from flowplane.server.db.session import Database
 
@@ -42,3 +44,35 @@ MAX_LIMIT = 200
 def page_limit(limit: int | None) -> int:
     """The page size to use: clients send ``null`` to mean "the server's default"."""
     return MAX_LIMIT if limit is None else limit
+
+
+_ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
+
+
+def json_response(content: BaseModel | list[Any], status_code: int = 200) -> Response:
+    """Serialize with pydantic directly (FastAPI's encoder is slow for nested models)."""
+    if isinstance(content, BaseModel):
+        body = content.model_dump_json()
+    else:
+        body = _ANY_LIST.dump_json(content).decode()
+    return Response(content=body, media_type="application/json", status_code=status_code)
+
+
+def refuse_unsupported_filters(**filters: Any) -> None:
+    """Deployments, work pools and work queues do not exist yet: filtering by them is a 422."""
+    given = sorted(name for name, value in filters.items() if value is not None)
+    if given:
+        raise HTTPException(
+            422,
+            detail=f"Filtering by deployment/work-pool/work-queue is not supported yet "
+            f"(got {', '.join(given)}).",
+        )
+
+
+def history_interval(seconds: float) -> timedelta:
+    if seconds < 1:
+        raise HTTPException(
+            422,
+            detail="History interval must not be less than 1 second.",
+        )
+    return timedelta(seconds=seconds)

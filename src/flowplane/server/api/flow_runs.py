@@ -7,13 +7,13 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from flowplane.core.states import StateType
 from flowplane.core.transitions import RunKind, SetStateStatus
@@ -41,15 +41,24 @@ from flowplane.schemas.states import (
     StateDetails,
 )
 from flowplane.server import orchestration
-from flowplane.server.api.deps import conflict, get_bus, get_db, not_found, pages
+from flowplane.server.api.deps import (
+    MAX_LIMIT,
+    conflict,
+    get_bus,
+    get_db,
+    history_interval,
+    json_response,
+    not_found,
+    page_limit,
+    pages,
+    refuse_unsupported_filters,
+)
 from flowplane.server.db.session import Database
 from flowplane.server.store import flow_runs as store
 from flowplane.server.store import logs as log_store
 
 router = APIRouter(prefix="/flow_runs", tags=["Flow Runs"])
 
-#: The most runs one page may hold.
-MAX_LIMIT = 200
 #: The most runs one bulk request changes.
 BULK_LIMIT = 50
 #: Log lines read per query while streaming a run's logs.
@@ -58,46 +67,8 @@ LOG_PAGE = 1000
 INPUT_KEY = re.compile(r"^[a-z0-9-]+$")
 
 _RUN_LIST = TypeAdapter(list[FlowRun])
-_ANY_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
 
 
-# --- shared by the run routers ------------------------------------------------------------
-
-
-def json_response(
-    content: BaseModel | list[Any], status_code: int = status.HTTP_200_OK
-) -> Response:
-    """Serialize with pydantic directly (FastAPI's encoder is slow for nested models)."""
-    if isinstance(content, BaseModel):
-        body = content.model_dump_json()
-    else:
-        body = _ANY_LIST.dump_json(content).decode()
-    return Response(content=body, media_type="application/json", status_code=status_code)
-
-
-def page_limit(limit: int | None) -> int:
-    """The page size asked for, or the largest (clients send ``null`` for "the default")."""
-    return MAX_LIMIT if limit is None else limit
-
-
-def refuse_unsupported_filters(**filters: Any) -> None:
-    """Deployments, work pools and work queues do not exist yet: filtering by them is a 422."""
-    given = sorted(name for name, value in filters.items() if value is not None)
-    if given:
-        raise HTTPException(
-            422,
-            detail=f"Filtering by deployment/work-pool/work-queue is not supported yet "
-            f"(got {', '.join(given)}).",
-        )
-
-
-def history_interval(seconds: float) -> timedelta:
-    if seconds < 1:
-        raise HTTPException(
-            422,
-            detail="History interval must not be less than 1 second.",
-        )
-    return timedelta(seconds=seconds)
 
 
 # --- create, read, list --------------------------------------------------------------------

@@ -21,12 +21,15 @@ from flowplane.schemas.task_runs import (
     TaskRunUpdate,
 )
 from flowplane.server import orchestration
-from flowplane.server.api.deps import get_bus, get_db, not_found, pages
-from flowplane.server.api.flow_runs import (
+from flowplane.server.api.deps import (
     MAX_LIMIT,
+    get_bus,
+    get_db,
     history_interval,
     json_response,
+    not_found,
     page_limit,
+    pages,
     refuse_unsupported_filters,
 )
 from flowplane.server.db.session import Database

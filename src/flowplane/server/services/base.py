@@ -17,6 +17,9 @@ class Service(Protocol):
     async def run(self) -> None:
         """Run until cancelled."""
 
+    async def flush(self) -> None:
+        """Write what is buffered now (readers that need their writes visible call it)."""
+
     async def drain(self) -> None:
         """Finish in-flight work before shutdown (flush buffers)."""
 
