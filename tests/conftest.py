@@ -36,7 +36,11 @@ def flowplane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("FLOWPLANE_HOME", str(home))
     for key in list(os.environ):
-        if key.startswith("FLOWPLANE_") and key != "FLOWPLANE_HOME" and not key.startswith("FLOWPLANE_TEST_"):
+        if (
+            key.startswith("FLOWPLANE_")
+            and key != "FLOWPLANE_HOME"
+            and not key.startswith("FLOWPLANE_TEST_")
+        ):
             monkeypatch.delenv(key)
     return home
 

@@ -17,15 +17,19 @@ def test_defaults_live_under_home(flowplane_home: Path) -> None:
     settings = Settings.load()
     assert settings.home == flowplane_home
     assert settings.api_url is None
-    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{flowplane_home / 'flowplane.db'}"
+    assert (
+        settings.resolved_database_url == f"sqlite+aiosqlite:///{flowplane_home / 'flowplane.db'}"
+    )
     assert (settings.server_host, settings.server_port) == ("127.0.0.1", 4200)
 
 
-def test_profile_values_apply_and_env_wins(flowplane_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_values_apply_and_env_wins(
+    flowplane_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_profiles(
         flowplane_home,
         'active = "dev"\n'
-        '[profiles.default]\n'
+        "[profiles.default]\n"
         '[profiles.dev]\nFLOWPLANE_API_URL = "http://127.0.0.1:9999/api"\nFLOWPLANE_SERVER_PORT = 5000\n',
     )
     settings = Settings.load()
@@ -35,7 +39,9 @@ def test_profile_values_apply_and_env_wins(flowplane_home: Path, monkeypatch: py
     assert Settings.load().server_port == 6000
 
 
-def test_profile_env_var_selects_profile(flowplane_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_env_var_selects_profile(
+    flowplane_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_profiles(
         flowplane_home,
         'active = "default"\n[profiles.default]\n[profiles.other]\nFLOWPLANE_LOGGING_LEVEL = "debug"\n',

@@ -35,19 +35,29 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
-    home: Path = Field(default_factory=default_home, description="Folder for the database, profiles and results.")
-    profile: str | None = Field(default=None, description="Profile to use instead of the active one.")
-    api_url: str | None = Field(default=None, description="Server API URL; unset means embedded mode.")
+    home: Path = Field(
+        default_factory=default_home, description="Folder for the database, profiles and results."
+    )
+    profile: str | None = Field(
+        default=None, description="Profile to use instead of the active one."
+    )
+    api_url: str | None = Field(
+        default=None, description="Server API URL; unset means embedded mode."
+    )
     api_key: SecretStr | None = Field(default=None, description="API key sent as a bearer token.")
     api_auth_string: SecretStr | None = Field(
         default=None, description="user:password the client sends as HTTP basic auth."
     )
-    api_request_timeout: float = Field(default=60.0, description="Seconds before a request gives up.")
+    api_request_timeout: float = Field(
+        default=60.0, description="Seconds before a request gives up."
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///$FLOWPLANE_HOME/flowplane.db",
     )
-    database_timeout: float = Field(default=10.0, description="Seconds a statement may wait for a lock.")
+    database_timeout: float = Field(
+        default=10.0, description="Seconds a statement may wait for a lock."
+    )
     database_echo: bool = Field(default=False, description="Log every SQL statement.")
     logging_level: str = Field(default="INFO", description="Level of flowplane's own loggers.")
     server_host: str = Field(default="127.0.0.1", description="Address the server binds to.")
@@ -55,8 +65,12 @@ class Settings(BaseSettings):
     server_csrf_protection_enabled: bool = Field(
         default=False, description="Require CSRF tokens on state-changing requests."
     )
-    server_csrf_token_expiration: float = Field(default=3600.0, description="CSRF token lifetime, seconds.")
-    server_services_enabled: bool = Field(default=True, description="Run background services in the server.")
+    server_csrf_token_expiration: float = Field(
+        default=3600.0, description="CSRF token lifetime, seconds."
+    )
+    server_services_enabled: bool = Field(
+        default=True, description="Run background services in the server."
+    )
     server_api_auth_string: SecretStr | None = Field(
         default=None, description="If set, clients must present it (basic auth or websocket token)."
     )

@@ -19,7 +19,9 @@ app.add_typer(server_cli.app, name="server")
 
 
 @app.command()
-def version(short: bool = typer.Option(False, "--short", help="Print only the version number.")) -> None:
+def version(
+    short: bool = typer.Option(False, "--short", help="Print only the version number."),
+) -> None:
     """Show flowplane's version and where it keeps its data."""
     from flowplane import __version__
     from flowplane.settings import Settings

@@ -119,11 +119,17 @@ def create_app(
     @app.exception_handler(sa.exc.IntegrityError)
     async def integrity_error(request: Request, exc: sa.exc.IntegrityError) -> JSONResponse:
         return JSONResponse(
-            {"detail": "The request conflicts with existing data (a unique or foreign key constraint)."},
+            {
+                "detail": "The request conflicts with existing data (a unique or foreign key constraint)."
+            },
             status_code=409,
         )
 
-    auth = settings.server_api_auth_string.get_secret_value() if settings.server_api_auth_string else None
+    auth = (
+        settings.server_api_auth_string.get_secret_value()
+        if settings.server_api_auth_string
+        else None
+    )
     if settings.server_csrf_protection_enabled:
         app.add_middleware(CsrfMiddleware)
     if auth:
@@ -144,7 +150,11 @@ class AuthMiddleware:
         self.expected = "Basic " + base64.b64encode(auth_string.encode()).decode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX) or scope["path"] in self.OPEN_PATHS:
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith(API_PREFIX)
+            or scope["path"] in self.OPEN_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -176,11 +186,19 @@ class CsrfMiddleware:
         if token and client:
             async with db.read_session() as session:
                 row = (
-                    await session.execute(sa.select(t.CsrfToken).where(t.CsrfToken.client == client))
+                    await session.execute(
+                        sa.select(t.CsrfToken).where(t.CsrfToken.client == client)
+                    )
                 ).scalar_one_or_none()
-            valid = row is not None and hmac.compare_digest(row.token, token) and row.expiration > now_utc()
+            valid = (
+                row is not None
+                and hmac.compare_digest(row.token, token)
+                and row.expiration > now_utc()
+            )
         if not valid:
-            response = JSONResponse({"detail": "Invalid CSRF token or client identifier."}, status_code=403)
+            response = JSONResponse(
+                {"detail": "Invalid CSRF token or client identifier."}, status_code=403
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -39,17 +39,25 @@ async def test_filter_sort_paginate_count(client) -> None:
     assert names == ["a", "b", "c"]
     desc = (await client.post("/flows/filter", json={"sort": "NAME_DESC"})).json()
     assert [f["name"] for f in desc] == ["c", "b", "a"]
-    tagged = (await client.post("/flows/filter", json={"flows": {"tags": {"all_": ["x", "y"]}}})).json()
+    tagged = (
+        await client.post("/flows/filter", json={"flows": {"tags": {"all_": ["x", "y"]}}})
+    ).json()
     assert [f["name"] for f in tagged] == ["a"]
-    untagged = (await client.post("/flows/filter", json={"flows": {"tags": {"is_null_": True}}})).json()
+    untagged = (
+        await client.post("/flows/filter", json={"flows": {"tags": {"is_null_": True}}})
+    ).json()
     assert [f["name"] for f in untagged] == ["c"]
     like = (await client.post("/flows/filter", json={"flows": {"name": {"like_": "B"}}})).json()
     assert [f["name"] for f in like] == ["b"]
     page = (await client.post("/flows/paginate", json={"limit": 2, "page": 2})).json()
     assert (page["count"], page["pages"], page["page"]) == (3, 2, 2)
     assert [f["name"] for f in page["results"]] == ["c"]
-    assert (await client.post("/flows/filter", json={"limit": 1, "offset": 1})).json()[0]["name"] == "b"
-    assert (await client.post("/flows/count", json={"flows": {"tags": {"all_": ["x"]}}})).json() == 2
+    assert (await client.post("/flows/filter", json={"limit": 1, "offset": 1})).json()[0][
+        "name"
+    ] == "b"
+    assert (
+        await client.post("/flows/count", json={"flows": {"tags": {"all_": ["x"]}}})
+    ).json() == 2
     assert (await client.post("/flows/filter", json={"sort": "SIDEWAYS"})).status_code == 422
     assert (await client.post("/flows/filter", json={"limit": 1000})).status_code == 422
 
@@ -77,7 +85,14 @@ async def test_null_paging_fields_mean_defaults(client) -> None:
     """The Prefect client sends ``"limit": null, "sort": null`` when the caller set none."""
     for name in ["b", "a"]:
         await client.post("/flows/", json={"name": name})
-    body = {"flows": None, "flow_runs": None, "task_runs": None, "sort": None, "limit": None, "offset": 0}
+    body = {
+        "flows": None,
+        "flow_runs": None,
+        "task_runs": None,
+        "sort": None,
+        "limit": None,
+        "offset": 0,
+    }
     response = await client.post("/flows/filter", json=body)
     assert response.status_code == 200
     assert [f["name"] for f in response.json()] == ["a", "b"]

@@ -24,8 +24,11 @@ def _diff(sync_conn: sa.Connection) -> list:
         # On SQLite, DESC indexes cannot be reflected (so they always "differ") and the
         # GIN tag indexes are PostgreSQL-only (ddl_if); PostgreSQL checks them for real.
         diff = [
-            d for d in diff
-            if not (d[0] in ("add_index", "remove_index") and d[1].name.endswith(("_desc", "__tags")))
+            d
+            for d in diff
+            if not (
+                d[0] in ("add_index", "remove_index") and d[1].name.endswith(("_desc", "__tags"))
+            )
         ]
     return diff
 
@@ -59,7 +62,15 @@ async def test_down_to_base_and_up_again(engine) -> None:
     assert await migrate.current_revision(engine) == _head_revision()
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
-    expected = {"flow", "flow_run", "task_run", "log", "event", "concurrency_limit", "concurrency_lease"}
+    expected = {
+        "flow",
+        "flow_run",
+        "task_run",
+        "log",
+        "event",
+        "concurrency_limit",
+        "concurrency_lease",
+    }
     assert expected <= set(names)
 
 

@@ -69,8 +69,6 @@ INPUT_KEY = re.compile(r"^[a-z0-9-]+$")
 _RUN_LIST = TypeAdapter(list[FlowRun])
 
 
-
-
 # --- create, read, list --------------------------------------------------------------------
 
 

@@ -33,7 +33,9 @@ async def create_flow(flow: FlowCreate, response: Response, db: Database = Depen
 
 
 @router.patch("/{id}", status_code=status.HTTP_204_NO_CONTENT)
-async def update_flow(flow: FlowUpdate, id: UUID = Path(...), db: Database = Depends(get_db)) -> None:
+async def update_flow(
+    flow: FlowUpdate, id: UUID = Path(...), db: Database = Depends(get_db)
+) -> None:
     async with db.session() as session:
         if not await store.update(session, id, flow):
             not_found("Flow", id)
@@ -80,8 +82,13 @@ async def read_flows(
 ) -> list[Flow]:
     async with db.read_session() as session:
         rows = await store.read_many(
-            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs,
-            sort=sort or FlowSort.NAME_ASC, offset=offset or 0, limit=page_limit(limit),
+            session,
+            flows=flows,
+            flow_runs=flow_runs,
+            task_runs=task_runs,
+            sort=sort or FlowSort.NAME_ASC,
+            offset=offset or 0,
+            limit=page_limit(limit),
         )
     return [Flow.model_validate(r) for r in rows]
 
@@ -100,12 +107,20 @@ async def paginate_flows(
     async with db.read_session() as session:
         total = await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
         rows = await store.read_many(
-            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs,
-            sort=sort or FlowSort.NAME_ASC, offset=(page - 1) * size, limit=size,
+            session,
+            flows=flows,
+            flow_runs=flow_runs,
+            task_runs=task_runs,
+            sort=sort or FlowSort.NAME_ASC,
+            offset=(page - 1) * size,
+            limit=size,
         )
     return FlowPaginationResponse(
         results=[Flow.model_validate(r) for r in rows],
-        count=total, limit=size, pages=pages(total, size), page=page,
+        count=total,
+        limit=size,
+        pages=pages(total, size),
+        page=page,
     )
 
 

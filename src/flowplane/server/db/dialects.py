@@ -22,7 +22,9 @@ def json_array_has_all(dialect: str, column: Any, values: list[str]) -> ColumnEl
     clauses = []
     for value in values:
         je = _sqlite_json_values(column)
-        clauses.append(sa.exists(sa.select(sa.literal(1)).select_from(je).where(je.c.value == value)))
+        clauses.append(
+            sa.exists(sa.select(sa.literal(1)).select_from(je).where(je.c.value == value))
+        )
     return sa.and_(*clauses)
 
 

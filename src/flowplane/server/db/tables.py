@@ -118,11 +118,15 @@ class FlowRun(_RunColumns, Base):
     job_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
     __table_args__ = (
-        sa.UniqueConstraint("flow_id", "idempotency_key", name="uq_flow_run__flow_id_idempotency_key"),
+        sa.UniqueConstraint(
+            "flow_id", "idempotency_key", name="uq_flow_run__flow_id_idempotency_key"
+        ),
         sa.Index("ix_flow_run__flow_id", "flow_id"),
         sa.Index("ix_flow_run__deployment_id", "deployment_id"),
         sa.Index("ix_flow_run__parent_task_run_id", "parent_task_run_id"),
-        sa.Index("ix_flow_run__state_type_expected_start_time", "state_type", "expected_start_time"),
+        sa.Index(
+            "ix_flow_run__state_type_expected_start_time", "state_type", "expected_start_time"
+        ),
         sa.Index("ix_flow_run__state_name", "state_name"),
         sa.Index("ix_flow_run__expected_start_time_desc", sa.desc("expected_start_time")),
         sa.Index("ix_flow_run__next_scheduled_start_time", "next_scheduled_start_time"),
@@ -152,10 +156,15 @@ class TaskRun(_RunColumns, Base):
 
     __table_args__ = (
         sa.UniqueConstraint(
-            "flow_run_id", "task_key", "dynamic_key", name="uq_task_run__flow_run_id_task_key_dynamic_key"
+            "flow_run_id",
+            "task_key",
+            "dynamic_key",
+            name="uq_task_run__flow_run_id_task_key_dynamic_key",
         ),
         sa.Index("ix_task_run__flow_run_id", "flow_run_id"),
-        sa.Index("ix_task_run__state_type_expected_start_time", "state_type", "expected_start_time"),
+        sa.Index(
+            "ix_task_run__state_type_expected_start_time", "state_type", "expected_start_time"
+        ),
         sa.Index("ix_task_run__state_name", "state_name"),
         sa.Index("ix_task_run__expected_start_time_desc", sa.desc("expected_start_time")),
         sa.Index("ix_task_run__next_scheduled_start_time", "next_scheduled_start_time"),

@@ -100,7 +100,9 @@ def _flow_deployment(dialect: str, table: Any, leaf: f.FlowFilterDeployment) -> 
     return sa.not_(has) if leaf.is_null_ else has
 
 
-def _parent_flow_run(dialect: str, table: Any, leaf: f.FlowRunFilterParentFlowRunId) -> ColumnElement[bool]:
+def _parent_flow_run(
+    dialect: str, table: Any, leaf: f.FlowRunFilterParentFlowRunId
+) -> ColumnElement[bool]:
     if leaf.any_ is None:
         return sa.true()
     parents = sa.select(t.TaskRun.id).where(t.TaskRun.flow_run_id.in_(leaf.any_))
@@ -111,16 +113,22 @@ def _created_by(dialect: str, table: Any, leaf: f.FlowRunFilterCreatedBy) -> Col
     clauses: list[ColumnElement[bool]] = []
     if leaf.id_ is not None:
         clauses.append(
-            dialects.json_field_text(dialect, table.created_by, "id").in_([str(i) for i in leaf.id_])
+            dialects.json_field_text(dialect, table.created_by, "id").in_(
+                [str(i) for i in leaf.id_]
+            )
         )
     if leaf.type_ is not None:
         clauses.append(dialects.json_field_text(dialect, table.created_by, "type").in_(leaf.type_))
     if leaf.is_null_ is not None:
-        clauses.append(table.created_by.is_(None) if leaf.is_null_ else table.created_by.is_not(None))
+        clauses.append(
+            table.created_by.is_(None) if leaf.is_null_ else table.created_by.is_not(None)
+        )
     return _combine(leaf.operator, clauses)
 
 
-def _subflow_runs(dialect: str, table: Any, leaf: f.TaskRunFilterSubFlowRuns) -> ColumnElement[bool]:
+def _subflow_runs(
+    dialect: str, table: Any, leaf: f.TaskRunFilterSubFlowRuns
+) -> ColumnElement[bool]:
     if leaf.exists_ is None:
         return sa.true()
     has = sa.exists(sa.select(t.FlowRun.id).where(t.FlowRun.parent_task_run_id == table.id))
@@ -212,7 +220,9 @@ def flow_run_where(
         matching = sa.select(t.Flow.id).where(compile_filter(dialect, t.Flow, flows))
         clause = sa.and_(clause, t.FlowRun.flow_id.in_(matching))
     if task_runs is not None:
-        tasks = sa.select(t.TaskRun.flow_run_id).where(compile_filter(dialect, t.TaskRun, task_runs))
+        tasks = sa.select(t.TaskRun.flow_run_id).where(
+            compile_filter(dialect, t.TaskRun, task_runs)
+        )
         clause = sa.and_(clause, t.FlowRun.id.in_(tasks))
     return clause
 

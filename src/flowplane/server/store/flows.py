@@ -93,7 +93,9 @@ async def count(
     task_runs: f.TaskRunFilter | None = None,
 ) -> int:
     where = _where(session, {"flows": flows, "flow_runs": flow_runs, "task_runs": task_runs})
-    return (await session.execute(sa.select(sa.func.count()).select_from(t.Flow).where(where))).scalar_one()
+    return (
+        await session.execute(sa.select(sa.func.count()).select_from(t.Flow).where(where))
+    ).scalar_one()
 
 
 async def delete_many(session: AsyncSession, flows: f.FlowFilter | None, limit: int) -> list[UUID]:
