@@ -1,35 +1,35 @@
 """flowplane's errors, one tree:
 
-    FlowplaneError
-    ├── ConfigurationError            a setting or profile is wrong
-    ├── ClientError                   talking to the API failed
-    │   ├── APIUnreachable            no server answered at the API URL
-    │   └── HTTPStatusError           the server answered with an error status
-    │       ├── ObjectNotFound        404
-    │       ├── ObjectAlreadyExists   409
-    │       └── ValidationFailed      422
-    ├── RunError                      a run did not produce a result
-    │   ├── FailedRun                 it failed (no exception attached)
-    │   ├── CrashedRun                it crashed
-    │   ├── CancelledRun              it was cancelled
-    │   ├── PausedRun                 it is paused
-    │   ├── UnfinishedRun             it has not finished yet
-    │   └── MissingResult             its result is not kept in memory
-    ├── ParameterError                a flow's or task's call arguments are wrong
-    │   ├── ParameterBindError        they do not fit the signature
-    │   └── ParameterTypeError        they fail validation against the annotations
-    ├── UpstreamTaskError             an upstream run did not complete
-    ├── MappingError                  ``Task.map`` got unusable arguments
-    │   ├── MappingLengthMismatch     iterables of different lengths
-    │   └── MappingMissingIterable    nothing to map over
-    └── MissingContextError           needs a flow or task run, and none is active
-    TimeoutError (builtin)
-    ├── TaskRunTimeoutError           a task run exceeded its ``timeout_seconds``
-    └── FlowRunTimeoutError           a flow run exceeded its ``timeout_seconds``
-    BaseException (control flow; never caught by ``except Exception``)
-    └── FlowplaneSignal
-        ├── Abort                     the API told the run to stop (ABORT)
-        └── TerminationSignal         the process received SIGTERM
+FlowplaneError
+├── ConfigurationError            a setting or profile is wrong
+├── ClientError                   talking to the API failed
+│   ├── APIUnreachable            no server answered at the API URL
+│   └── HTTPStatusError           the server answered with an error status
+│       ├── ObjectNotFound        404
+│       ├── ObjectAlreadyExists   409
+│       └── ValidationFailed      422
+├── RunError                      a run did not produce a result
+│   ├── FailedRun                 it failed (no exception attached)
+│   ├── CrashedRun                it crashed
+│   ├── CancelledRun              it was cancelled
+│   ├── PausedRun                 it is paused
+│   ├── UnfinishedRun             it has not finished yet
+│   └── MissingResult             its result is not kept in memory
+├── ParameterError                a flow's or task's call arguments are wrong
+│   ├── ParameterBindError        they do not fit the signature
+│   └── ParameterTypeError        they fail validation against the annotations
+├── UpstreamTaskError             an upstream run did not complete
+├── MappingError                  ``Task.map`` got unusable arguments
+│   ├── MappingLengthMismatch     iterables of different lengths
+│   └── MappingMissingIterable    nothing to map over
+└── MissingContextError           needs a flow or task run, and none is active
+TimeoutError (builtin)
+├── TaskRunTimeoutError           a task run exceeded its ``timeout_seconds``
+└── FlowRunTimeoutError           a flow run exceeded its ``timeout_seconds``
+BaseException (control flow; never caught by ``except Exception``)
+└── FlowplaneSignal
+    ├── Abort                     the API told the run to stop (ABORT)
+    └── TerminationSignal         the process received SIGTERM
 """
 
 from __future__ import annotations

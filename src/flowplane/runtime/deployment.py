@@ -1,0 +1,15 @@
+"""``flowplane.runtime.deployment``: attributes of the current deployment, read when accessed (see :mod:`flowplane.sdk.runtime`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowplane.sdk import runtime as _runtime
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_runtime.deployment, name)
+
+
+def __dir__() -> list[str]:
+    return dir(_runtime.deployment)

@@ -1,0 +1,1 @@
+"""The SDK: flows, tasks, states, futures, task runners, run context, logging and runtime information."""

@@ -1,0 +1,350 @@
+"""The engine's plain per-run bookkeeping, and the task-run state events built from it as dicts.
+
+The hot path never builds pydantic models: a task run is a :class:`TaskRunRecord`
+(slots), each state change is a plain event dict queued on the writer. The wire
+models (``TaskRun``, SDK ``State``) are built from a record only when user code
+asks for them (``get_run_context().task_run``, ``return_state=True``, a future's
+``state``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flowplane.core.states import StateType
+
+if TYPE_CHECKING:
+    from flowplane.schemas.flow_runs import FlowRun
+    from flowplane.schemas.task_runs import TaskRun
+    from flowplane.sdk.states import State
+
+UTC = dt.timezone.utc
+
+
+class EventSink(Protocol):
+    """Where a run's events and log lines go: the background :class:`Writer`, or a collector."""
+
+    def emit_event(self, event: Any) -> None: ...
+
+    def emit_log(self, log: dict[str, Any]) -> None: ...
+
+    def flush(self, timeout: float | None = ...) -> bool: ...
+
+
+_now = dt.datetime.now
+_getrandbits = random.getrandbits
+_UUID = uuid.UUID
+_V4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_id() -> uuid.UUID:
+    """A random (version 4) UUID, cheaper than ``uuid.uuid4()`` (no system call).
+
+    ``random`` is reseeded in forked children, so ids stay unique across processes.
+    """
+    return _UUID(int=(_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+
+
+def now() -> dt.datetime:
+    """The current time, aware UTC."""
+    return _now(UTC)
+
+
+class FlowRunRecord:
+    """What the engine keeps about one flow run while it runs."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "flow_name",
+        "flow_run",
+        "writer",
+        "related",
+        "run_count",
+        "_keys",
+        "_keys_lock",
+    )
+
+    def __init__(self, flow_run: FlowRun, flow_name: str, writer: EventSink) -> None:
+        self.id = flow_run.id
+        self.name = flow_run.name
+        self.flow_name = flow_name
+        self.flow_run = flow_run
+        self.writer = writer
+        self.run_count = max(flow_run.run_count, 1)
+        #: Related resources every task-run event of this flow run carries.
+        self.related: list[dict[str, str]] = [
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": flow_run.name,
+            },
+            {
+                "prefect.resource.id": f"prefect.flow.{flow_run.flow_id}",
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": flow_name,
+            },
+        ]
+        self._keys: dict[str, itertools.count[int]] = {}
+        self._keys_lock = threading.Lock()
+
+    def next_dynamic_key(self, task_key: str) -> str:
+        """The next dynamic key for ``task_key`` in this flow run: "0", "1", ... (thread-safe)."""
+        counter = self._keys.get(task_key)
+        if counter is None:
+            with self._keys_lock:
+                counter = self._keys.setdefault(task_key, itertools.count())
+        return str(next(counter))
+
+
+_NO_RELATED: list[dict[str, str]] = []
+_RUNNING = StateType.RUNNING
+_TERMINAL = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+)
+
+
+def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
+    """The ``prefect.task-run.<State>`` event for a change made by :meth:`TaskRunRecord.set_state`.
+
+    Shaped as Prefect's client emits it: the event id is the state id, ``occurred`` the
+    state's time, the payload carries the task run, the validated and the initial state.
+    """
+    record, state_id, type_, name, ts, message, details, initial_type, initial_name, run_count = (
+        change
+    )
+    type_value = type_.value
+    initial = None
+    if initial_type is not None:
+        initial = {"type": initial_type.value, "name": initial_name}
+    return {
+        "id": state_id,
+        "occurred": ts,
+        "event": f"prefect.task-run.{name}",
+        "resource": {
+            "prefect.resource.id": f"prefect.task-run.{record.id}",
+            "prefect.resource.name": record.name,
+            "prefect.run-count": str(run_count),
+            "prefect.state-message": message or "",
+            "prefect.state-name": name,
+            "prefect.state-timestamp": ts.isoformat(),
+            "prefect.state-type": type_value,
+            "prefect.orchestration": "client",
+        },
+        "related": record.related,
+        "payload": {
+            "intended": {"from": initial["type"] if initial else None, "to": type_value},
+            "initial_state": initial,
+            "validated_state": {
+                "type": type_value,
+                "name": name,
+                "message": message,
+                "state_details": details or {},
+                "data": None,
+            },
+            "task_run": record.payload,
+        },
+    }
+
+
+class TaskRunRecord:
+    """What the engine keeps about one task run while it runs (and after, for its future)."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "task_key",
+        "dynamic_key",
+        "flow_run",
+        "tags",
+        "created",
+        "start_time",
+        "end_time",
+        "run_count",
+        "payload",
+        "resource_name",
+        "related",
+        "state_id",
+        "state_type",
+        "state_name",
+        "state_ts",
+        "state_message",
+        "state_details",
+        "result",
+        "final_state",
+        "policy",
+        "task_version",
+        "task_inputs",
+        "writer",
+        "upstream",
+        "needs_resolve",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        task_key: str,
+        dynamic_key: str,
+        flow_run: FlowRunRecord | None,
+        tags: list[str],
+        policy: dict[str, Any],
+        task_version: str | None,
+        task_inputs: dict[str, list[dict[str, Any]]],
+        writer: EventSink,
+    ) -> None:
+        self.id = new_id()
+        #: Where this run's events go.
+        self.writer = writer
+        #: Futures this run waits for before it starts.
+        self.upstream: list[Any] = []
+        #: Whether the parameters hold futures, states or annotations to resolve.
+        self.needs_resolve = False
+        self.name = name
+        self.task_key = task_key
+        self.dynamic_key = dynamic_key
+        self.flow_run = flow_run
+        self.tags = tags
+        self.created = now()
+        self.start_time: dt.datetime | None = None
+        self.end_time: dt.datetime | None = None
+        self.run_count = 0
+        self.policy = policy
+        self.task_version = task_version
+        self.task_inputs = task_inputs
+        #: The task run as every event of this run carries it (never mutated once built).
+        self.payload: dict[str, Any] = {
+            "name": name,
+            "task_key": task_key,
+            "dynamic_key": dynamic_key,
+            "flow_run_run_count": flow_run.run_count if flow_run is not None else 0,
+            "empirical_policy": policy,
+            "tags": tags,
+            "task_inputs": task_inputs,
+            "task_version": task_version,
+        }
+        related = flow_run.related if flow_run is not None else _NO_RELATED
+        if tags:
+            related = related + [
+                {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+                for tag in tags
+            ]
+        self.related = related
+        self.state_id: uuid.UUID | None = None
+        self.state_type: StateType | None = None
+        self.state_name = ""
+        self.state_ts = self.created
+        self.state_message: str | None = None
+        self.state_details: dict[str, Any] | None = None
+        #: The in-memory result (or exception) of the final state.
+        self.result: Any = None
+        #: The SDK State, once someone asked for it.
+        self.final_state: State[Any] | None = None
+
+    # --- state changes ---
+
+    def set_state(
+        self,
+        type_: StateType,
+        name: str,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> tuple[Any, ...]:
+        """Move to a new state; returns the change for :meth:`Writer.emit_event`.
+
+        The change is a flat tuple, turned into the event dict by :func:`task_run_event`
+        on the writer thread: nothing nested stays alive between here and the send, so
+        the garbage collector has little to look at while the run's caller works.
+        """
+        ts = _now(UTC)
+        state_id = new_id()
+        initial_type = self.state_type
+        initial_name = self.state_name
+        if type_ is _RUNNING:
+            self.run_count += 1
+            if self.start_time is None:
+                self.start_time = ts
+        elif type_ in _TERMINAL:
+            self.end_time = ts
+        self.state_id = state_id
+        self.state_type = type_
+        self.state_name = name
+        self.state_ts = ts
+        self.state_message = message
+        self.state_details = details
+        self.final_state = None
+        return (
+            self,
+            state_id,
+            type_,
+            name,
+            ts,
+            message,
+            details,
+            initial_type,
+            initial_name,
+            self.run_count,
+        )
+
+    # --- wire models, on demand ---
+
+    def state(self) -> State[Any]:
+        """The current state as an SDK State (with the in-memory result when final)."""
+        from flowplane.schemas.states import StateDetails
+        from flowplane.sdk.states import State
+
+        if self.final_state is not None:
+            return self.final_state
+        details = StateDetails(
+            task_run_id=self.id,
+            flow_run_id=self.flow_run.id if self.flow_run is not None else None,
+            **(self.state_details or {}),
+        )
+        state: State[Any] = State(
+            id=self.state_id or new_id(),
+            timestamp=self.state_ts,
+            type=self.state_type or StateType.PENDING,
+            name=self.state_name or "Pending",
+            message=self.state_message,
+            state_details=details,
+        )
+        if self.state_type in (
+            StateType.COMPLETED,
+            StateType.FAILED,
+            StateType.CRASHED,
+            StateType.CANCELLED,
+        ):
+            state._result = self.result
+            self.final_state = state
+        return state
+
+    def to_task_run(self) -> TaskRun:
+        """The task run as the ``TaskRun`` wire model."""
+        from flowplane.schemas.task_runs import TaskRun
+
+        return TaskRun(
+            id=self.id,
+            name=self.name,
+            flow_run_id=self.flow_run.id if self.flow_run is not None else None,
+            task_key=self.task_key,
+            dynamic_key=self.dynamic_key,
+            task_version=self.task_version,
+            empirical_policy=self.policy,
+            tags=list(self.tags),
+            task_inputs=self.task_inputs,
+            state_id=self.state_id,
+            state_type=self.state_type,
+            state_name=self.state_name or None,
+            run_count=self.run_count,
+            flow_run_run_count=self.flow_run.run_count if self.flow_run is not None else 0,
+            expected_start_time=self.created,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            created=self.created,
+            state=self.state() if self.state_type is not None else None,
+        )
