@@ -88,7 +88,7 @@ def create_app(
             echo=settings.database_echo,
         )
         if run_migrations:
-            await migrate.upgrade(db.engine)
+            await migrate.ensure_current(db.engine)
         app.state.db = db
         app.state.bus = EventBus()
         runner = ServiceRunner(_services(app) if services_on else [])

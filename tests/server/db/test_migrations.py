@@ -83,3 +83,23 @@ async def test_sqlite_connections_use_wal_and_foreign_keys(sqlite_url: str) -> N
             assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 10000
     finally:
         await eng.dispose()
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrate.MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == migrate.HEAD_REVISION
+
+
+async def test_ensure_current_migrates_an_empty_database_and_then_does_nothing(tmp_path) -> None:
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        await migrate.ensure_current(eng)
+        assert await migrate.current_revision(eng) == migrate.HEAD_REVISION
+        await migrate.ensure_current(eng)  # a second call finds it current
+        assert await migrate.current_revision(eng) == migrate.HEAD_REVISION
+    finally:
+        await eng.dispose()
