@@ -16,7 +16,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flowplane.core.states import StateType
+from flowplane.core.states import TERMINAL_TYPES, StateType
 
 if TYPE_CHECKING:
     from flowplane.schemas.flow_runs import FlowRun
@@ -148,9 +148,27 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
                 "state_details": details or {},
                 "data": None,
             },
-            "task_run": record.payload,
+            "task_run": _task_run_payload(record, type_, ts, run_count),
         },
     }
+
+
+_NOT_STARTED = frozenset({StateType.PENDING, StateType.SCHEDULED})
+
+
+def _task_run_payload(
+    record: Any, type_: StateType, ts: dt.datetime, run_count: int
+) -> dict[str, Any]:
+    """The task run as of this state: the fixed fields plus the bookkeeping a server that
+    trusts its clients (Prefect's does) stores as is."""
+    payload = dict(record.payload)
+    payload["run_count"] = run_count
+    payload["expected_start_time"] = record.created
+    if type_ not in _NOT_STARTED and record.start_time is not None:
+        payload["start_time"] = record.start_time
+    if type_ in TERMINAL_TYPES:
+        payload["end_time"] = ts
+    return payload
 
 
 class TaskRunRecord:
