@@ -1,7 +1,7 @@
 # The two commands a newcomer needs; scripts/ does the work.
 .PHONY: run test setup bench
 
-run:    ## set up, then start the server on the embedded SQLite database
+run:    ## set up, run the example flow on the embedded database, then serve it (API + docs)
 	./scripts/run.sh
 
 test:   ## set up, then run lint, type checks, import rules and the whole test suite

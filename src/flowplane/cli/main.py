@@ -7,6 +7,7 @@ import sys
 import typer
 
 from flowplane.cli import server as server_cli
+from flowplane.cli.run import run as run_command
 
 app = typer.Typer(
     name="flowplane",
@@ -16,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(server_cli.app, name="server")
+app.command("run")(run_command)
 
 
 @app.command()
