@@ -50,6 +50,17 @@ ResourceSpecification = dict[str, Union[str, list[str]]]
 DEFAULT_LOOKBACK = timedelta(days=1)
 
 
+def _as_labels(value: dict[str, str]) -> dict[str, str]:
+    """``value`` with every label value a plain ``str`` (the same dict when they already are)."""
+    for item in value.values():
+        if type(item) is not str:
+            return {k: str(v) for k, v in value.items()}
+    return value
+
+
+_RECEIVED = frozenset({"received"})
+
+
 class Event(WireModel):
     """An event as a client emits it."""
 
@@ -61,12 +72,13 @@ class Event(WireModel):
     id: UUID = Field(default_factory=uuid4)
     follows: UUID | None = None
 
+    # One pass over the labels; the dict is rebuilt only when a value is not a plain str.
     @field_validator("resource")
     @classmethod
     def _has_id(cls, value: Resource) -> Resource:
         if not value.get("prefect.resource.id"):
             raise ValueError("resource needs a 'prefect.resource.id'")
-        return {k: str(v) for k, v in value.items()}
+        return _as_labels(value)
 
     @field_validator("related")
     @classmethod
@@ -76,7 +88,7 @@ class Event(WireModel):
                 raise ValueError(
                     "related resources need 'prefect.resource.id' and 'prefect.resource.role'"
                 )
-        return [{k: str(v) for k, v in item.items()} for item in value]
+        return [_as_labels(item) for item in value]
 
     @property
     def resource_id(self) -> str:
@@ -87,8 +99,20 @@ class Event(WireModel):
         return [r for r in self.related if r.get("prefect.resource.role") == role]
 
     def receive(self, received: UTCDateTime | None = None) -> ReceivedEvent:
-        """This event as the server received it."""
-        return ReceivedEvent(**self.model_dump(), received=received or now_utc())
+        """This event as the server received it (at ``received``, by default now).
+
+        The fields are already valid, so nothing is dumped or validated again: the
+        received event shares this event's values (``resource``, ``related`` and
+        ``payload`` are the same objects), the way ``model_construct`` builds a model.
+        """
+        data = dict(self.__dict__)
+        data["received"] = received or now_utc()
+        event = ReceivedEvent.__new__(ReceivedEvent)
+        object.__setattr__(event, "__dict__", data)
+        object.__setattr__(event, "__pydantic_fields_set__", self.model_fields_set | _RECEIVED)
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
+        return event
 
 
 class ReceivedEvent(Event):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -390,3 +391,23 @@ async def test_count_by_rejects_bad_requests(served: tuple[Any, httpx.AsyncClien
         await http.post("/events/count-by/time", json={"filter": {}, "time_interval": 0})
     ).status_code == 422
     assert (await http.post("/events/count-by/event", json={})).status_code == 422
+
+
+async def test_bodies_orjson_refuses_are_still_read(served: tuple[Any, httpx.AsyncClient]) -> None:
+    """Event bodies are parsed with orjson; what only the json module reads is still accepted."""
+    app, http = served
+    subscription = app.state.bus.subscribe("events")
+    body = event("big.number", "r.1")
+    text = json.dumps([{**body, "payload": {"n": 2**70}}])
+    response = await http.post(
+        "/events", content=text, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 204, response.text
+    (received,) = subscription.drain_nowait()
+    assert received.payload == {"n": 2**70}
+    response = await http.post(
+        "/events", content="[{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    subscription.close()

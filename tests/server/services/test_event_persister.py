@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
@@ -124,3 +125,53 @@ async def test_events_with_the_same_id_but_new_content_keep_the_first(db: Databa
         stored = await session.get(t.Event, first.id)
     assert stored is not None and stored.event == "test.event.1"
     assert isinstance(first.id, uuid.UUID)
+
+
+async def test_sqlite_rows_are_stored_exactly_as_sqlalchemy_stores_them(sqlite_url: str) -> None:
+    """The bulk path writes its own SQL; every stored value must match the ORM's."""
+    from flowplane.server.store import events as store
+
+    db = Database(sqlite_url)
+    try:
+        base = Event(
+            event="test.event",
+            occurred=dt.datetime(2026, 2, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc),
+            resource={"prefect.resource.id": "thing.1", "name": 'é "quoted"'},
+            related=[{"prefect.resource.id": "other.0", "prefect.resource.role": "r"}],
+            payload={"nested": {"x": [1, 2.5, None, "é"]}, "when": "x"},
+            follows=uuid.uuid4(),
+        ).receive(dt.datetime(2026, 2, 1, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))))
+        bulk = base.model_copy(update={"id": uuid.uuid4()})
+        orm = base.model_copy(update={"id": uuid.uuid4()})
+        async with db.session() as session:
+            assert await store.write_many(session, [bulk]) == 1
+        async with db.session() as session:
+            session.add(
+                t.Event(
+                    id=orm.id,
+                    occurred=orm.occurred,
+                    received=orm.received,
+                    event=orm.event,
+                    resource_id=orm.resource_id,
+                    resource=orm.resource,
+                    related_resource_ids=["other.0"],
+                    related=orm.related,
+                    payload=orm.payload,
+                    follows=orm.follows,
+                )
+            )
+        async with db.read_session() as session:
+            connection = await session.connection()
+            rows = (
+                await connection.exec_driver_sql(
+                    "SELECT id, occurred, received, event, resource_id, resource, "
+                    "related_resource_ids, related, payload, follows FROM event ORDER BY id"
+                )
+            ).all()
+            resource_ids = (await connection.exec_driver_sql("SELECT id FROM event_resource")).all()
+        by_id = {row[0]: row[1:] for row in rows}
+        assert by_id[bulk.id.hex] == by_id[orm.id.hex]
+        assert all(uuid.UUID(hex=row[0]).version == 7 for row in resource_ids)
+        assert await counts(db) == (2, 2)
+    finally:
+        await db.dispose()

@@ -436,3 +436,127 @@ def test_replay_is_independent_of_input_order() -> None:
     assert current == ids[2]
     assert updates.run_count == 1 and updates.end_time == T0 + dt.timedelta(seconds=2)
     assert replay([]) is None
+
+
+async def test_in_order_events_across_batches_continue_from_the_stored_run(
+    db: Database, bus: EventBus, recorder: TaskRunRecorder
+) -> None:
+    flow_run_id = await make_flow_run(db)
+    task_run_id = uuid.uuid4()
+    events = lifecycle(task_run_id, flow_run_id)
+    for event in events:
+        bus.publish("events", [event])
+        await recorder.flush()
+    await assert_completed_once(db, task_run_id, flow_run_id)
+
+
+async def test_continuing_runs_and_replayed_runs_agree_with_one_batch(
+    db: Database, bus: EventBus, recorder: TaskRunRecorder
+) -> None:
+    """Retries split over batches: continued (in order), replayed (late), and all at once."""
+    flow_run_id = await make_flow_run(db)
+    runs = [uuid.uuid4() for _ in range(3)]
+
+    def retried(task_run_id: uuid.UUID, key: str) -> list[ReceivedEvent]:
+        return [
+            state_event(task_run_id, flow_run_id, "PENDING", 0, dynamic_key=key),
+            state_event(task_run_id, flow_run_id, "RUNNING", 1, dynamic_key=key),
+            state_event(
+                task_run_id, flow_run_id, "SCHEDULED", 2, name="AwaitingRetry", dynamic_key=key
+            ),
+            state_event(task_run_id, flow_run_id, "RUNNING", 5, name="Retrying", dynamic_key=key),
+            state_event(task_run_id, flow_run_id, "COMPLETED", 7, dynamic_key=key),
+        ]
+
+    in_order, late, at_once = (retried(tid, str(i)) for i, tid in enumerate(runs))
+    for part in (in_order[:2], in_order[2:4], in_order[4:]):
+        bus.publish("events", part)
+        await recorder.flush()
+    for part in (late[3:], late[:1], late[1:3]):
+        bus.publish("events", part)
+        await recorder.flush()
+    bus.publish("events", at_once)
+    await recorder.flush()
+
+    columns = (
+        "state_id",
+        "state_type",
+        "state_name",
+        "run_count",
+        "start_time",
+        "end_time",
+        "total_run_time",
+        "expected_start_time",
+    )
+    seen = []
+    for tid, events in zip(runs, (in_order, late, at_once), strict=True):
+        run = await read_run(db, tid)
+        assert run is not None
+        assert run.state_id == events[-1].id
+        seen.append(tuple(getattr(run, c) for c in columns[1:]))
+        assert len(await read_states(db, tid)) == 5
+    assert seen[0] == seen[1] == seen[2]
+    assert seen[0][:3] == ("COMPLETED", "Completed", 2)
+    assert seen[0][5] == pytest.approx(1.0 + 2.0)
+
+
+async def test_a_repeated_state_after_the_current_one_is_not_counted_twice(
+    db: Database, bus: EventBus, recorder: TaskRunRecorder
+) -> None:
+    """A newer state already stored (under another run) sends the run down the replay path."""
+    flow_run_id = await make_flow_run(db)
+    task_run_id = uuid.uuid4()
+    events = lifecycle(task_run_id, flow_run_id)
+    bus.publish("events", events[:2])
+    await recorder.flush()
+    bus.publish("events", [events[2]])
+    await recorder.flush()
+    bus.publish("events", [events[2]])
+    await recorder.flush()
+    await assert_completed_once(db, task_run_id, flow_run_id)
+
+
+async def test_sqlite_bulk_rows_are_stored_exactly_as_sqlalchemy_stores_them(
+    sqlite_url: str,
+) -> None:
+    from flowplane.server.db import dialects
+
+    database = Database(sqlite_url)
+    try:
+        flow_run_id = await make_flow_run(database)
+        bulk, orm = uuid.uuid4(), uuid.uuid4()
+        values: dict[str, Any] = {
+            "flow_run_id": flow_run_id,
+            "task_key": "k",
+            "name": "n",
+            "state_id": uuid.uuid4(),
+            "state_type": "RUNNING",
+            "state_timestamp": T0,
+            "start_time": dt.datetime(2026, 2, 1, 14, 0, 0, 5, tzinfo=dt.timezone.utc),
+            "run_count": 1,
+            "total_run_time": 1.5,
+            "tags": ["a"],
+            "labels": None,
+            "empirical_policy": {"retries": 0},
+            "task_inputs": {},
+            "flow_run_run_count": 1,
+            "created": T0,
+            "updated": T0,
+        }
+        async with database.session() as session:
+            await dialects.sqlite_insert_many(
+                session, t.TaskRun.__table__, [{"id": bulk, "dynamic_key": "0", **values}]
+            )
+            session.add(t.TaskRun(id=orm, dynamic_key="1", **values))
+        async with database.read_session() as session:
+            connection = await session.connection()
+            rows = (
+                await connection.exec_driver_sql("SELECT * FROM task_run ORDER BY dynamic_key")
+            ).all()
+        first, second = (dict(row._mapping) for row in rows)
+        for row in (first, second):
+            row.pop("id"), row.pop("dynamic_key")
+        assert first == second
+        assert first["labels"] == "null"  # as sa.JSON stores None
+    finally:
+        await database.dispose()

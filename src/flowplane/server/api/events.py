@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
+import orjson
 from fastapi import (
     APIRouter,
     Body,
@@ -17,6 +21,7 @@ from fastapi import (
     WebSocket,
     status,
 )
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from flowplane.schemas.base import now_utc
@@ -40,7 +45,35 @@ from flowplane.server.store import events as store
 
 logger = logging.getLogger("flowplane.server.api.events")
 
-router = APIRouter(prefix="/events", tags=["Events"])
+
+class _OrjsonRequest(Request):
+    """A request whose JSON body is parsed by orjson (twice as fast as ``json`` on event batches)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                # What orjson refuses but json reads (NaN, integers past 64 bits) stays accepted;
+                # a body neither can read raises json's error, which FastAPI answers with a 422.
+                self._json = json.loads(body)
+        return self._json
+
+
+class _OrjsonRoute(APIRoute):
+    """Routes of this router read JSON bodies with orjson (FastAPI's custom-route pattern)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return handle
+
+
+router = APIRouter(prefix="/events", tags=["Events"], route_class=_OrjsonRoute)
 
 #: The most events one page may hold (Prefect's contract says 50; its client asks for 100).
 MAX_PAGE_SIZE = 200
@@ -56,7 +89,8 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=counting.PIVOT.tzinfo)
 @router.post("", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def create_events(events: list[Event], bus: EventBus = Depends(get_bus)) -> None:
     """Receive a batch of events; they are stored (and acted on) in the background."""
-    bus.publish("events", [event.receive() for event in events])
+    received = now_utc()
+    bus.publish("events", [event.receive(received) for event in events])
 
 
 def _next_page_url(request: Request, token: str | None) -> str | None:

@@ -1,9 +1,19 @@
-"""The only place that branches on the database dialect: JSON array tests and upserts."""
+"""The only place that branches on the database dialect: JSON array tests, upserts, bulk rows.
+
+Bulk rows on SQLite skip SQLAlchemy's per-value bind processing: the values are turned
+into exactly what SQLAlchemy would store (see :func:`sqlite_value`) and handed to the
+driver's ``executemany`` in one call, which is several times cheaper per row.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -105,3 +115,127 @@ def max_bind_params(dialect: str) -> int:
 def rows_per_statement(dialect: str, columns: int) -> int:
     """How many rows of ``columns`` values fit in one multi-row INSERT."""
     return max(1, max_bind_params(dialect) // max(columns, 1))
+
+
+# --- bulk rows on SQLite ------------------------------------------------------------------
+
+_UTC = dt.timezone.utc
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's stored text, as the engine's serializer writes it (``None`` is ``null``)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def sqlite_datetime(value: dt.datetime | None) -> str | None:
+    """A ``Timestamp`` as SQLite stores it: naive UTC text with microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(_UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    """A ``Uuid`` as SQLite stores it: 32 hex digits."""
+    return None if value is None else value.hex
+
+
+def _sqlite_converter(column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+    """How a Python value of ``column`` becomes its stored SQLite value (``None``: as it is)."""
+    type_ = column.type
+    if isinstance(type_, sa.JSON):
+        return json_text  # a None is stored as JSON null, as sa.JSON(none_as_null=False) does
+    if isinstance(type_, sa.Uuid):
+        return sqlite_uuid
+    if isinstance(type_, sa.types.TypeDecorator) and isinstance(type_.impl, sa.DateTime):
+        return sqlite_datetime
+    if isinstance(type_, sa.DateTime):
+        return sqlite_datetime
+    if isinstance(type_, (sa.String, sa.Integer, sa.Float, sa.Boolean)):
+        return None
+    raise TypeError(f"no bulk SQLite conversion for {column.table.name}.{column.name} ({type_})")
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_plan(
+    table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...], verb: str
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    quoted = [f'"{name}"' for name in columns]
+    if verb == "update":
+        converters = tuple((name, _sqlite_converter(table.c[name])) for name in columns + keys)
+        sets = ", ".join(f"{q} = ?" for q in quoted)
+        where = " AND ".join(f'"{k}" = ?' for k in keys)
+        return f'UPDATE "{table.name}" SET {sets} WHERE {where}', converters
+    converters = tuple((name, _sqlite_converter(table.c[name])) for name in columns)
+    marks = ", ".join("?" * len(columns))
+    sql = f'INSERT INTO "{table.name}" ({", ".join(quoted)}) VALUES ({marks})'
+    if keys:
+        conflict = ", ".join(f'"{k}"' for k in keys)
+        sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+    return sql, converters
+
+
+def sqlite_values(
+    converters: Sequence[tuple[str, Callable[[Any], Any] | None]], row: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    return tuple(
+        [row[name] if convert is None else convert(row[name]) for name, convert in converters]
+    )
+
+
+async def sqlite_insert_many(
+    session: Any,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    do_nothing_on: tuple[str, ...] = (),
+) -> None:
+    """INSERT ``rows`` (dicts with the same keys, Python values) with one driver ``executemany``.
+
+    Args:
+        session: an AsyncSession on SQLite, inside its transaction.
+        table: the table.
+        rows: the rows; every row has the keys of the first.
+        do_nothing_on: skip rows that clash with a stored one on these (unique) columns.
+    """
+    if not rows:
+        return
+    sql, converters = _sqlite_plan(table, tuple(rows[0]), do_nothing_on, "insert")
+    await sqlite_execute_many(session, sql, [sqlite_values(converters, row) for row in rows])
+
+
+async def sqlite_update_many(
+    session: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
+) -> None:
+    """UPDATE each row of ``table`` whose ``key`` is ``row[key]`` with the row's other values."""
+    if not rows:
+        return
+    columns = tuple(name for name in rows[0] if name != key)
+    sql, converters = _sqlite_plan(table, columns, (key,), "update")
+    await sqlite_execute_many(session, sql, [sqlite_values(converters, row) for row in rows])
+
+
+async def sqlite_execute_many(session: Any, sql: str, params: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``sql`` once per parameter tuple in one driver call (SQLite qmark style)."""
+    if params:
+        connection = await session.connection()
+        await connection.exec_driver_sql(sql, list(params))
+
+
+async def sqlite_existing(
+    session: Any, table: sa.Table, column: str, values: Iterable[str]
+) -> set[Any]:
+    """The stored values of ``column`` among ``values`` (already in their SQLite form)."""
+    wanted = list(values)
+    found: set[Any] = set()
+    connection = await session.connection()
+    size = max(1, max_bind_params("sqlite") - 1)
+    for start in range(0, len(wanted), size):
+        chunk = wanted[start : start + size]
+        marks = ", ".join("?" * len(chunk))
+        result = await connection.exec_driver_sql(
+            f'SELECT "{column}" FROM "{table.name}" WHERE "{column}" IN ({marks})', tuple(chunk)
+        )
+        found.update(row[0] for row in result.all())
+    return found

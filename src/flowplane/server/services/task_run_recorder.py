@@ -7,18 +7,22 @@ and the related resource in role ``flow-run`` names the flow run). The recorder
 writes them in batches, one transaction per batch, and is indifferent to the order
 and number of times events arrive: a state is stored once (by id), the run's current
 state is its latest by timestamp, and the bookkeeping (run count, start and end
-times, run time, expected start) is recomputed from the whole ordered history with
-:func:`flowplane.core.transitions.bookkeeping`. Events whose flow run does not exist
-yet are parked and retried (see :mod:`flowplane.server.services.batching`).
+times, run time, expected start) is the whole ordered history folded through
+:func:`flowplane.core.transitions.bookkeeping`. When a run's new states all come after
+its stored current state (the usual case), the fold continues from the stored run
+instead of replaying the history; otherwise the history is read and replayed. Events
+whose flow run does not exist yet are parked and retried (see
+:mod:`flowplane.server.services.batching`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -70,9 +74,20 @@ class _StatePayload(WireModel):
     data: Any = None
 
 
-@dataclass(frozen=True)
+class _EventPayload(WireModel):
+    """The parts of a task-run event's payload the recorder reads (validated in one call)."""
+
+    task_run: _TaskRunPayload
+    validated_state: _StatePayload
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs a setattr call per field
 class TaskRunRecord:
-    """One state change of one task run, read from an event."""
+    """One state change of one task run, read from an event.
+
+    ``details`` is the state's details as stored (JSON), with ``task_run_id`` the id
+    the event names; the recorder writes the id it records the run under.
+    """
 
     event: ReceivedEvent
     task_run_id: uuid.UUID
@@ -83,8 +98,10 @@ class TaskRunRecord:
     state_name: str
     timestamp: datetime
     message: str | None
-    details: StateDetails
+    details: dict[str, Any]
     data: Any
+    state: StateFacts
+    order: tuple[datetime, int, str]
 
     @property
     def natural_key(self) -> tuple[uuid.UUID, str, str] | None:
@@ -94,7 +111,7 @@ class TaskRunRecord:
         return (self.flow_run_id, self.task_run.task_key, self.task_run.dynamic_key)
 
     def facts(self) -> StateFacts:
-        return state_facts(self.state_type, self.state_name, self.timestamp, self.details)
+        return self.state
 
 
 def _object_id(resource_id: str, prefix: str) -> uuid.UUID | None:
@@ -116,6 +133,12 @@ def is_task_run_state_event(event: ReceivedEvent) -> bool:
     )
 
 
+@functools.cache
+def _empty_details() -> dict[str, Any]:
+    """``StateDetails()`` as stored: the details of almost every client state."""
+    return StateDetails().model_dump(mode="json")
+
+
 def record_from_event(event: ReceivedEvent) -> TaskRunRecord:
     """The task run and state an event describes.
 
@@ -126,30 +149,46 @@ def record_from_event(event: ReceivedEvent) -> TaskRunRecord:
     if task_run_id is None:
         raise ValueError(f"not a task run resource: {event.resource_id!r}")
     flow_run_id = None
-    for related in event.related_by_role("flow-run"):
-        flow_run_id = _object_id(related["prefect.resource.id"], FLOW_RUN_RESOURCE_PREFIX)
-        if flow_run_id is not None:
-            break
+    for related in event.related:
+        if related.get("prefect.resource.role") == "flow-run":
+            flow_run_id = _object_id(related["prefect.resource.id"], FLOW_RUN_RESOURCE_PREFIX)
+            if flow_run_id is not None:
+                break
     try:
-        task_run = _TaskRunPayload.model_validate(event.payload["task_run"])
-        state = _StatePayload.model_validate(event.payload["validated_state"])
-        details = StateDetails.model_validate(
-            {**state.state_details, "task_run_id": task_run_id, "flow_run_id": flow_run_id}
-        )
+        payload = _EventPayload.model_validate(event.payload)
+        state = payload.validated_state
+        if state.state_details:
+            details = StateDetails.model_validate(
+                {**state.state_details, "task_run_id": task_run_id, "flow_run_id": flow_run_id}
+            )
+            stored = details.model_dump(mode="json")
+            facts = state_facts(state.type, "", event.occurred, details)
+        else:
+            stored = dict(_empty_details())
+            stored["flow_run_id"] = None if flow_run_id is None else str(flow_run_id)
+            stored["task_run_id"] = str(task_run_id)
+            facts = None
     except (KeyError, ValidationError) as exc:
         raise ValueError(f"malformed task run event {event.id}: {exc}") from exc
+    name = state.name or default_name(state.type)
+    if facts is None:
+        facts = StateFacts(type=state.type, name=name, timestamp=event.occurred)
+    else:
+        facts = replace(facts, name=name)
     return TaskRunRecord(
         event=event,
         task_run_id=task_run_id,
         flow_run_id=flow_run_id,
-        task_run=task_run,
+        task_run=payload.task_run,
         state_id=event.id,
         state_type=state.type,
-        state_name=state.name or default_name(state.type),
+        state_name=name,
         timestamp=event.occurred,
         message=state.message,
-        details=details,
+        details=stored,
         data=state.data,
+        state=facts,
+        order=history_order(event.id, facts),
     )
 
 
@@ -184,20 +223,26 @@ def history_order(state_id: uuid.UUID, facts: StateFacts) -> tuple[datetime, int
     return (facts.timestamp, rank, str(state_id))
 
 
-def replay(history: Iterable[tuple[uuid.UUID, StateFacts]]) -> tuple[uuid.UUID, RunUpdates] | None:
+def replay(
+    history: Iterable[tuple[uuid.UUID, StateFacts]], run: RunFacts | None = None
+) -> tuple[uuid.UUID, RunUpdates] | None:
     """Fold a run's states, in history order, through the bookkeeping rules.
+
+    Args:
+        history: (state id, facts) pairs, in any order.
+        run: the run before the first of them (default: a run with no state yet).
 
     Returns:
         The id of the current (latest) state and the run's fields after it, or
         ``None`` for an empty history.
     """
     ordered = sorted(history, key=lambda item: history_order(*item))
-    run = RunFacts(kind=RunKind.TASK, state=None)
+    run = run or RunFacts(kind=RunKind.TASK, state=None)
     result: tuple[uuid.UUID, RunUpdates] | None = None
     for state_id, facts in ordered:
         updates = bookkeeping(run, facts)
-        run = replace(
-            run,
+        run = RunFacts(
+            kind=RunKind.TASK,
             state=facts,
             run_count=updates.run_count,
             start_time=updates.start_time,
@@ -249,9 +294,49 @@ def _state_columns(state_id: uuid.UUID, updates: RunUpdates) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredRun:
+    """A stored task run: its identity, and its current state and bookkeeping."""
+
+    id: uuid.UUID
+    natural_key: tuple[uuid.UUID, str, str] | None
+    state_id: uuid.UUID | None
+    state: StateFacts | None
+    run: RunFacts
+
+
+def _stored_run(row: Any) -> _StoredRun:
+    state = None
+    if row.state_id is not None and row.state_type is not None:
+        # The rules read only the type and time of the state a run leaves.
+        state = StateFacts(
+            type=StateType(row.state_type), name=row.state_name or "", timestamp=row.state_timestamp
+        )
+    return _StoredRun(
+        id=row.id,
+        natural_key=(
+            (row.flow_run_id, row.task_key, row.dynamic_key)
+            if row.flow_run_id is not None
+            else None
+        ),
+        state_id=row.state_id,
+        state=state,
+        run=RunFacts(
+            kind=RunKind.TASK,
+            state=state,
+            run_count=row.run_count,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            total_run_time=timedelta(seconds=row.total_run_time or 0.0),
+            expected_start_time=row.expected_start_time,
+        ),
+    )
+
+
 async def _existing_task_runs(
     session: AsyncSession, records: Sequence[TaskRunRecord]
-) -> tuple[set[uuid.UUID], dict[tuple[uuid.UUID, str, str], uuid.UUID]]:
+) -> list[_StoredRun]:
+    """The stored task runs that ``records`` name, by id or by natural key."""
     ids = {r.task_run_id for r in records}
     keys = {k for r in records if (k := r.natural_key) is not None}
     tr = t.TaskRun
@@ -260,18 +345,61 @@ async def _existing_task_runs(
         condition = sa.or_(
             condition, sa.tuple_(tr.flow_run_id, tr.task_key, tr.dynamic_key).in_(list(keys))
         )
-    rows = (
-        await session.execute(
-            sa.select(tr.id, tr.flow_run_id, tr.task_key, tr.dynamic_key).where(condition)
+    rows = await session.execute(
+        sa.select(
+            tr.id,
+            tr.flow_run_id,
+            tr.task_key,
+            tr.dynamic_key,
+            tr.state_id,
+            tr.state_type,
+            tr.state_name,
+            tr.state_timestamp,
+            tr.run_count,
+            tr.start_time,
+            tr.end_time,
+            tr.total_run_time,
+            tr.expected_start_time,
+        ).where(condition)
+    )
+    return [_stored_run(row) for row in rows]
+
+
+async def _stored_state_ids(
+    session: AsyncSession, dialect: str, state_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of ``state_ids`` are stored already (under any task run)."""
+    if not state_ids:
+        return set()
+    if dialect == "sqlite":
+        found = await dialects.sqlite_existing(
+            session, _TASK_RUN_STATE, "id", (i.hex for i in state_ids)
         )
-    ).all()
-    by_id = {row.id for row in rows}
-    by_key = {
-        (row.flow_run_id, row.task_key, row.dynamic_key): row.id
-        for row in rows
-        if row.flow_run_id is not None
-    }
-    return by_id, by_key
+        return {uuid.UUID(hex=h) for h in found}
+    s = t.TaskRunState
+    result = await session.execute(sa.select(s.id).where(s.id.in_(state_ids)))
+    return set(result.scalars().all())
+
+
+async def _stored_histories(
+    session: AsyncSession, run_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, StateFacts]]:
+    """The stored states of ``run_ids``, by run and state id."""
+    history: dict[uuid.UUID, dict[uuid.UUID, StateFacts]] = {tid: {} for tid in run_ids}
+    if not run_ids:
+        return history
+    s = t.TaskRunState
+    rows = await session.execute(
+        sa.select(s.id, s.task_run_id, s.type, s.name, s.timestamp, s.state_details).where(
+            s.task_run_id.in_(run_ids)
+        )
+    )
+    for row in rows:
+        details = StateDetails.model_validate(row.state_details or {})
+        history[row.task_run_id][row.id] = state_facts(
+            StateType(row.type), row.name, row.timestamp, details
+        )
+    return history
 
 
 async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecord]) -> None:
@@ -286,7 +414,9 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
     if not unique:
         return
     batch = list(unique.values())
-    existing_ids, existing_keys = await _existing_task_runs(session, batch)
+    stored_runs = await _existing_task_runs(session, batch)
+    existing = {run.id: run for run in stored_runs}
+    existing_keys = {run.natural_key: run.id for run in stored_runs if run.natural_key}
 
     # Decide each record's task run id (canonical when a natural key is already taken).
     canonical: dict[uuid.UUID, uuid.UUID] = {}
@@ -295,7 +425,7 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
         tid, key = record.task_run_id, record.natural_key
         if tid in canonical:
             continue
-        if tid in existing_ids:
+        if tid in existing:
             canonical[tid] = tid
         elif key is not None and key in existing_keys:
             canonical[tid] = existing_keys[key]
@@ -308,23 +438,30 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
     groups: dict[uuid.UUID, list[TaskRunRecord]] = {}
     for record in batch:
         groups.setdefault(canonical[record.task_run_id], []).append(record)
-    stored = existing_ids | set(existing_keys.values())
-    old_runs = [tid for tid in groups if tid in stored]
 
-    # The stored part of the history of runs that exist already.
-    history: dict[uuid.UUID, dict[uuid.UUID, StateFacts]] = {tid: {} for tid in groups}
-    if old_runs:
-        s = t.TaskRunState
-        rows = await session.execute(
-            sa.select(s.id, s.task_run_id, s.type, s.name, s.timestamp, s.state_details).where(
-                s.task_run_id.in_(old_runs)
-            )
+    # A stored run continues from its stored fields when every new state comes after its
+    # current one and none is stored yet; any other stored run replays its history.
+    dialect = dialects.dialect_name(session)
+    continuing: dict[uuid.UUID, list[TaskRunRecord]] = {}
+    replaying: list[uuid.UUID] = []
+    for tid, group in groups.items():
+        stored = existing.get(tid)
+        if stored is None:
+            continue
+        if stored.state is not None and stored.state_id is not None:
+            current = history_order(stored.state_id, stored.state)
+            if min(r.order for r in group) > current:
+                continuing[tid] = group
+                continue
+        replaying.append(tid)
+    if continuing:
+        repeated = await _stored_state_ids(
+            session, dialect, [r.state_id for group in continuing.values() for r in group]
         )
-        for row in rows:
-            details = StateDetails.model_validate(row.state_details or {})
-            history[row.task_run_id][row.id] = state_facts(
-                StateType(row.type), row.name, row.timestamp, details
-            )
+        for tid in [tid for tid, g in continuing.items() if any(r.state_id in repeated for r in g)]:
+            del continuing[tid]
+            replaying.append(tid)
+    history = await _stored_histories(session, replaying)
 
     now = now_utc()
     new_rows: list[dict[str, Any]] = []
@@ -332,16 +469,26 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
     updates_state_only: list[dict[str, Any]] = []
     state_rows: list[dict[str, Any]] = []
     for tid, group in groups.items():
-        states = history[tid]
-        fresh = [r for r in group if r.state_id not in states]
-        if not fresh:
-            continue  # every event of this run was a repeat
-        by_state = {r.state_id: r for r in fresh}
-        for r in fresh:
-            states[r.state_id] = r.facts()
-            stored_details = r.details.model_copy(update={"task_run_id": tid}).model_dump(
-                mode="json"
+        states = history.get(tid)
+        if states is None:  # a new run, or one continuing from its stored fields
+            fresh = group
+            stored = existing.get(tid)
+            replayed = replay(
+                ((r.state_id, r.state) for r in fresh), stored.run if stored else None
             )
+        else:
+            fresh = [r for r in group if r.state_id not in states]
+            if not fresh:
+                continue  # every event of this run was a repeat
+            for r in fresh:
+                states[r.state_id] = r.state
+            replayed = replay(states.items())
+        by_state = {r.state_id: r for r in fresh}
+        task_run_id = str(tid)
+        for r in fresh:
+            details = r.details
+            if details["task_run_id"] != task_run_id:
+                details = {**details, "task_run_id": task_run_id}
             state_rows.append(
                 {
                     "id": r.state_id,
@@ -352,17 +499,16 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
                     "name": r.state_name,
                     "timestamp": r.timestamp,
                     "message": r.message,
-                    "state_details": stored_details,
+                    "state_details": details,
                     "data": r.data,
                 }
             )
-        replayed = replay(states.items())
         assert replayed is not None
         current_id, updates = replayed
         columns = _state_columns(current_id, updates)
         latest = by_state.get(current_id)
-        if tid not in stored:
-            source = latest or max(fresh, key=lambda r: history_order(r.state_id, r.facts()))
+        if tid not in existing:
+            source = latest or max(fresh, key=lambda r: r.order)
             new_rows.append(
                 {
                     "id": tid,
@@ -376,15 +522,22 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
                 }
             )
         elif latest is not None:
-            updates_full.append(
-                {"b_id": tid, "updated": now, **_payload_columns(latest), **columns}
-            )
+            updates_full.append({"id": tid, "updated": now, **_payload_columns(latest), **columns})
         else:
-            updates_state_only.append({"b_id": tid, "updated": now, **columns})
+            updates_state_only.append({"id": tid, "updated": now, **columns})
 
-    dialect = dialects.dialect_name(session)
+    for rows_ in (new_rows, updates_full, updates_state_only):
+        rows_.sort(key=lambda row: str(row["id"]))
+    if dialect == "sqlite":
+        # The write lock is held since the first read: what was found stored is still so.
+        await dialects.sqlite_insert_many(session, _TASK_RUN, new_rows)
+        await dialects.sqlite_update_many(session, _TASK_RUN, updates_full)
+        await dialects.sqlite_update_many(session, _TASK_RUN, updates_state_only)
+        await dialects.sqlite_insert_many(
+            session, _TASK_RUN_STATE, state_rows, do_nothing_on=("id",)
+        )
+        return
     if new_rows:
-        new_rows.sort(key=lambda row: str(row["id"]))
         stmt = (
             dialects.insert(dialect, _TASK_RUN)
             .on_conflict_do_nothing()
@@ -400,7 +553,6 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
             )
     for rows_ in (updates_full, updates_state_only):
         if rows_:
-            rows_.sort(key=lambda row: str(row["b_id"]))
             await _update_by_id(session, rows_)
     if state_rows:
         stmt = (
@@ -415,15 +567,15 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
 
 
 async def _update_by_id(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE of the columns in ``rows`` (each has ``b_id``)."""
+    """One executemany UPDATE of the columns in ``rows`` (each has ``id``)."""
     table = _TASK_RUN
-    columns = [k for k in rows[0] if k != "b_id"]
+    columns = [k for k in rows[0] if k != "id"]
     stmt = (
         sa.update(table)
         .where(table.c.id == sa.bindparam("b_id"))
         .values({name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
     )
-    params = [{"b_id": row["b_id"], **{f"v_{name}": row[name] for name in columns}} for row in rows]
+    params = [{"b_id": row["id"], **{f"v_{name}": row[name] for name in columns}} for row in rows]
     await session.execute(stmt, params)
 
 

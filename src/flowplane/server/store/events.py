@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -103,6 +105,8 @@ async def write_many(session: AsyncSession, events: Sequence[ReceivedEvent]) -> 
     if not unique:
         return 0
     dialect = dialects.dialect_name(session)
+    if dialect == "sqlite":
+        return await _write_many_sqlite(session, unique)
     now = now_utc()
     rows = [_event_row(e, now) for e in unique.values()]
     # Executed with a list of rows, these compile once and go out as multi-row VALUES.
@@ -127,6 +131,126 @@ async def write_many(session: AsyncSession, events: Sequence[ReceivedEvent]) -> 
         )
         await session.execute(stmt, resource_rows)
     return len(inserted)
+
+
+_EVENT_COLUMNS = (
+    "id",
+    "created",
+    "updated",
+    "occurred",
+    "received",
+    "event",
+    "resource_id",
+    "resource",
+    "related_resource_ids",
+    "related",
+    "payload",
+    "follows",
+)
+_RESOURCE_COLUMNS = (
+    "id",
+    "created",
+    "updated",
+    "event_id",
+    "occurred",
+    "resource_id",
+    "resource_role",
+    "resource",
+)
+_INSERT_EVENTS = f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 12)})"
+_INSERT_RESOURCES = (
+    f"INSERT INTO event_resource ({', '.join(_RESOURCE_COLUMNS)}) VALUES ({', '.join('?' * 8)})"
+)
+_getrandbits = random.getrandbits
+
+
+def _first_row_id() -> int:
+    """The first of a batch's resource row ids: a time-ordered (version 7) UUID as an int.
+
+    The batch numbers its rows up from it (the low 20 bits count), so resource rows
+    get ids that grow with time, and their primary-key index takes them at its right
+    edge instead of touching a random page per row (fewer pages written per commit).
+    """
+    millis = time.time_ns() // 1_000_000
+    return (
+        (millis & (1 << 48) - 1) << 80
+        | 0x7 << 76
+        | _getrandbits(12) << 64
+        | 0x2 << 62
+        | _getrandbits(42) << 20
+    )
+
+
+async def _write_many_sqlite(session: AsyncSession, unique: dict[uuid.UUID, ReceivedEvent]) -> int:
+    """:func:`write_many` on SQLite: the rows built as stored values, written by ``executemany``.
+
+    Writers on SQLite hold the database's write lock for the whole transaction, so the
+    ids found stored here cannot change before the inserts run. Each JSON value is
+    serialized once: an event's own resource is the same text in both tables, and its
+    ``related`` column is the related resources' texts joined.
+    """
+    stored = await dialects.sqlite_existing(session, _EVENT, "id", (i.hex for i in unique))
+    now = dialects.sqlite_datetime(now_utc())
+    datetime_text = dialects.sqlite_datetime
+    dumps = dialects.json_text
+    event_rows: list[tuple[Any, ...]] = []
+    resource_rows: list[tuple[Any, ...]] = []
+    row_id = _first_row_id()
+    last_received: datetime | None = None
+    received = None
+    for event in unique.values():
+        event_id = event.id.hex
+        if event_id in stored:
+            continue
+        occurred = datetime_text(event.occurred)
+        if event.received is not last_received:
+            last_received = event.received
+            received = datetime_text(last_received)
+        resource = dumps(event.resource)
+        resource_id = event.resource_id
+        related_texts = []
+        related_ids = []
+        resource_rows.append(
+            (f"{row_id:032x}", now, now, event_id, occurred, resource_id, "", resource)
+        )
+        row_id += 1
+        for item in event.related:
+            text = dumps(item)
+            related_texts.append(text)
+            rid = item[RESOURCE_ID]
+            related_ids.append(rid)
+            resource_rows.append(
+                (
+                    f"{row_id:032x}",
+                    now,
+                    now,
+                    event_id,
+                    occurred,
+                    rid,
+                    item.get(RESOURCE_ROLE, ""),
+                    text,
+                )
+            )
+            row_id += 1
+        event_rows.append(
+            (
+                event_id,
+                now,
+                now,
+                occurred,
+                received,
+                event.event,
+                resource_id,
+                resource,
+                dumps(related_ids),
+                "[" + ",".join(related_texts) + "]",
+                dumps(event.payload),
+                None if event.follows is None else event.follows.hex,
+            )
+        )
+    await dialects.sqlite_execute_many(session, _INSERT_EVENTS, event_rows)
+    await dialects.sqlite_execute_many(session, _INSERT_RESOURCES, resource_rows)
+    return len(event_rows)
 
 
 # --- filtering ---------------------------------------------------------------------------
