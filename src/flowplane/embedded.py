@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import gc
 import concurrent.futures
 import logging
 import os
@@ -73,10 +72,6 @@ class EmbeddedServer:
             app = create_app(self.settings)
             lifespan = app.router.lifespan_context(app)
             loop.run_until_complete(lifespan.__aenter__())
-            # What start-up built (modules, routes, schemas) lives as long as the process:
-            # freezing it keeps every later garbage collection from rescanning it, which
-            # otherwise costs the hot path of every task call.
-            gc.freeze()
         except BaseException as exc:  # report any start failure to the waiting clients
             _forget(self)
             loop.close()
