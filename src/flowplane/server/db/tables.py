@@ -54,8 +54,10 @@ class Base(DeclarativeBase):
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
     created: Mapped[dt.datetime] = mapped_column(Timestamp, default=_now, nullable=False)
+    # Not indexed here: only flows are listed by update time, and every index costs each
+    # write (runs, states, events and logs are written far more often than read this way).
     updated: Mapped[dt.datetime] = mapped_column(
-        Timestamp, default=_now, onupdate=_now, nullable=False, index=True
+        Timestamp, default=_now, onupdate=_now, nullable=False
     )
 
 
@@ -65,6 +67,8 @@ class Flow(Base):
     name: Mapped[str] = mapped_column(sa.String, nullable=False, unique=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (sa.Index("ix_flow_updated", "updated"),)
 
 
 class _RunColumns:
