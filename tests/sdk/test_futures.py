@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from sdk_support import task_runs_of
 
-from conftest import task_runs_of
 from flowplane import (
     ProcessPoolTaskRunner,
     ThreadPoolTaskRunner,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sdk_support import eventually
 
-from conftest import eventually
 from flowplane.client import get_client
 
 

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from sdk_support import eventually, task_runs_of
 
-from conftest import eventually, task_runs_of
 from flowplane import (
     Completed,
     Failed,

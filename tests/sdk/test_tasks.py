@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from sdk_support import eventually, task_runs_of
 
-from conftest import eventually, task_runs_of
 from flowplane import State, exponential_backoff, flow, get_run_context, get_run_logger, task
 from flowplane.exceptions import ParameterBindError, TaskRunTimeoutError
 

@@ -28,6 +28,8 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_BATCH_SIZE = 2000
 #: Most items per request.
 MAX_REQUEST_ITEMS = 5000
+#: Items waiting beyond which producers wait for the writer (bounds memory; nothing is dropped).
+DEFAULT_MAX_BACKLOG = 10_000
 
 EVENT = 0
 LOG = 1
@@ -49,6 +51,9 @@ class Writer:
         client_factory: makes the sync client the thread sends with (called on the thread).
         interval: seconds between sends.
         batch_size: items waiting that trigger an early send.
+        max_backlog: items waiting beyond which producers block until the writer catches up
+            (a run that makes events faster than the API records them slows down instead of
+            growing memory without bound and losing what is unsent at exit).
     """
 
     def __init__(
@@ -56,11 +61,14 @@ class Writer:
         client_factory: Callable[[], Any],
         interval: float = DEFAULT_INTERVAL,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         self._client_factory = client_factory
         self._client: Any = None
         self.interval = interval
         self.batch_size = batch_size
+        self.max_backlog = max_backlog
+        self._room = threading.Condition()
         self._queue: collections.deque[tuple[int, Any] | _Marker] = collections.deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +90,8 @@ class Writer:
             self._start()
         elif len(queue) >= self.batch_size:
             self._wake.set()
+            if len(queue) >= self.max_backlog:
+                self._wait_for_room()
 
     def emit_log(self, log: dict[str, Any]) -> None:
         """Queue one log line (``LogCreate`` fields)."""
@@ -91,6 +101,8 @@ class Writer:
             self._start()
         elif len(queue) >= self.batch_size:
             self._wake.set()
+            if len(queue) >= self.max_backlog:
+                self._wait_for_room()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until everything queued before this call has been sent.
@@ -111,6 +123,16 @@ class Writer:
         self._queue.append(marker)
         self._wake.set()
         return marker.done.wait(timeout)
+
+    def _wait_for_room(self) -> None:
+        """Block the producer until the backlog is under ``max_backlog`` (or the writer died)."""
+        thread = self._thread
+        if thread is None or threading.current_thread() is thread:
+            return
+        with self._room:
+            while len(self._queue) >= self.max_backlog and thread.is_alive():
+                self._wake.set()
+                self._room.wait(0.1)
 
     def pending(self) -> int:
         """Items waiting to be sent."""
@@ -155,11 +177,17 @@ class Writer:
             else:
                 events.append(payload)
             if len(events) >= MAX_REQUEST_ITEMS or len(logs) >= MAX_REQUEST_ITEMS:
+                self._notify_room()
                 self._send(events, logs)
                 events, logs = [], []
+        self._notify_room()
         self._send(events, logs)
         for marker in markers:
             marker.done.set()
+
+    def _notify_room(self) -> None:
+        with self._room:
+            self._room.notify_all()
 
     def _send(self, events: list[Any], logs: list[Any]) -> None:
         if not events and not logs:
