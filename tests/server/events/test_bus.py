@@ -73,3 +73,20 @@ async def test_get_waits_for_a_publish() -> None:
     assert not waiter.done()
     bus.publish("events", ["hello"])
     assert await asyncio.wait_for(waiter, 1) == "hello"
+
+
+async def test_ingestion_waits_while_an_internal_subscriber_is_behind() -> None:
+    import asyncio
+
+    from flowplane.server.events.bus import EventBus
+
+    bus = EventBus()
+    internal = bus.subscribe("events")  # unbounded: a service that must see everything
+    bus.subscribe("events", maxsize=5)  # a websocket client: never waited for
+    bus.publish("events", list(range(10)))
+    waiter = asyncio.create_task(bus.wait_for_room("events", limit=10))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # ten queued, limit ten: ingestion holds back
+    internal.drain_nowait(limit=1)
+    await asyncio.wait_for(waiter, timeout=1)  # nine queued: room again
+    await asyncio.wait_for(bus.wait_for_room("other-topic", limit=1), timeout=1)

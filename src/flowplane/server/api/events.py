@@ -89,6 +89,7 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=counting.PIVOT.tzinfo)
 @router.post("", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def create_events(events: list[Event], bus: EventBus = Depends(get_bus)) -> None:
     """Receive a batch of events; they are stored (and acted on) in the background."""
+    await bus.wait_for_room("events")
     received = now_utc()
     bus.publish("events", [event.receive(received) for event in events])
 
@@ -160,6 +161,7 @@ async def stream_events_in(websocket: WebSocket) -> None:
         except ValidationError as exc:
             logger.warning("Dropping an invalid event from /events/in: %s", exc.errors()[:3])
             continue
+        await bus.wait_for_room("events")
         bus.publish("events", [event.receive()])
 
 

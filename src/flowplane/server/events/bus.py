@@ -60,11 +60,15 @@ class Subscription:
         """The next item; raises :class:`SubscriberOverflow` once cut off and drained."""
         if self.overflowed and self.queue.empty():
             raise SubscriberOverflow(self.topic)
-        return await self.queue.get()
+        item = await self.queue.get()
+        self._bus._room.set()
+        return item
 
     def get_nowait(self) -> Any:
         """The next item if one is queued; raises ``asyncio.QueueEmpty`` otherwise."""
-        return self.queue.get_nowait()
+        item = self.queue.get_nowait()
+        self._bus._room.set()
+        return item
 
     def drain_nowait(self, limit: int | None = None) -> list[Any]:
         """Every queued item (at most ``limit``), without waiting."""
@@ -74,6 +78,8 @@ class Subscription:
                 items.append(self.queue.get_nowait())
             except asyncio.QueueEmpty:
                 break
+        if items:
+            self._bus._room.set()
         return items
 
     def pending(self) -> int:
@@ -82,6 +88,7 @@ class Subscription:
     def close(self) -> None:
         self.closed = True
         self._bus._remove(self)
+        self._bus._room.set()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
@@ -97,11 +104,17 @@ class Subscription:
         self.close()
 
 
+#: Items an internal subscriber may have queued before ingestion waits (see ``wait_for_room``).
+DEFAULT_BACKLOG_LIMIT = 20_000
+
+
 class EventBus:
     """Topics ("events", "logs") with any number of subscribers each."""
 
     def __init__(self, retain: Mapping[str, int] | None = None) -> None:
         self._subscribers: dict[str, set[Subscription]] = {}
+        #: Set whenever a subscriber takes items off its queue (wakes ``wait_for_room``).
+        self._room = asyncio.Event()
         sizes = DEFAULT_RETAIN if retain is None else retain
         self._recent: dict[str, deque[Any]] = {
             topic: deque(maxlen=n) for topic, n in sizes.items() if n > 0
@@ -132,6 +145,21 @@ class EventBus:
         for sub in list(self._subscribers.get(topic, ())):
             for item in items:
                 sub.offer(item)
+
+    async def wait_for_room(self, topic: str, limit: int = DEFAULT_BACKLOG_LIMIT) -> None:
+        """Wait while an internal (unbounded) subscriber of ``topic`` has ``limit`` items queued.
+
+        Ingestion calls this before publishing, so that producers faster than the services
+        that store their items are slowed down (their requests take longer) instead of
+        growing the server's memory until items are lost. Bounded subscribers (websocket
+        clients) are not waited for: they are cut off when they fall behind.
+        """
+        while any(
+            sub.queue.maxsize == 0 and sub.queue.qsize() >= limit
+            for sub in self._subscribers.get(topic, ())
+        ):
+            self._room.clear()
+            await self._room.wait()
 
     def recent(self, topic: str) -> list[Any]:
         """The last items published on ``topic``, oldest first (empty if not retained)."""
