@@ -73,7 +73,6 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-32000")
         cursor.execute("PRAGMA temp_store=MEMORY")
-        cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
     @sa.event.listens_for(engine.sync_engine, "begin")

@@ -105,7 +105,7 @@ class Subscription:
 
 
 #: Items an internal subscriber may have queued before ingestion waits (see ``wait_for_room``).
-DEFAULT_BACKLOG_LIMIT = 20_000
+DEFAULT_BACKLOG_LIMIT = 2_000
 
 
 class EventBus:
