@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import Report  # noqa: E402
+from report import Report, run_as_script  # noqa: E402
 from sdk_overhead import python_of, spawn  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "workloads" / "memory_worker.py"
@@ -154,10 +154,8 @@ def run(argv: list[str] | None = None) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    report = run(argv)
-    report.print()
-    return 0 if (not args.check or report.budgets_met) else 1
+    """Run, print the table; with --check exit 1 when a budget is missed."""
+    return run_as_script(run, argv)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -45,3 +47,12 @@ class Report:
     def print(self) -> None:
         """Print the rendered report to stdout."""
         print(self.render(), flush=True)
+
+
+def run_as_script(run: Callable[[list[str] | None], Report], argv: list[str] | None = None) -> int:
+    """A benchmark module's ``main``: run it, print its report, and exit 1 under ``--check``
+    when a budget is missed (``run`` parses the arguments, so ``--help`` works as usual)."""
+    args = sys.argv[1:] if argv is None else argv
+    report = run(args)
+    report.print()
+    return 0 if ("--check" not in args or report.budgets_met) else 1

@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rawhttp  # noqa: E402
-from report import Report  # noqa: E402
+from report import Report, run_as_script  # noqa: E402
 from servers import RunningServer, ServerUnavailable, flowplane_server, prefect_server  # noqa: E402
 
 #: Budget (DESIGN.md section 6): flowplane, SQLite, 8 clients.
@@ -293,11 +293,8 @@ def _ratio(ours: Measurement | None, theirs: Measurement | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, print the table, and with --check exit 1 when the budget is missed."""
-    args = _parse(argv)
-    report = run(argv)
-    report.print()
-    return 0 if (not args.check or report.budgets_met) else 1
+    """Run, print the table; with --check exit 1 when a budget is missed."""
+    return run_as_script(run, argv)
 
 
 if __name__ == "__main__":
