@@ -2,6 +2,7 @@
 
 FlowplaneError
 ├── ConfigurationError            a setting or profile is wrong
+├── EntrypointError               a flow cannot be loaded from where it was said to be
 ├── ClientError                   talking to the API failed
 │   ├── APIUnreachable            no server answered at the API URL
 │   └── HTTPStatusError           the server answered with an error status
@@ -43,6 +44,10 @@ class FlowplaneError(Exception):
 
 class ConfigurationError(FlowplaneError):
     """A setting, profile or configuration file is invalid."""
+
+
+class EntrypointError(FlowplaneError):
+    """A flow could not be loaded from its entrypoint (``file.py:name`` or ``module:name``)."""
 
 
 class ClientError(FlowplaneError):

@@ -62,15 +62,16 @@ def run(
     if (path is None) == (module is None):
         fail("Give the flow's location with either -p path/to/file.py[:flow] or -m module[:flow].")
     parameters = _parameters(param or [], params)
+    from flowplane.sdk import entrypoints
+
     if path is not None:
-        location, flow_name = _split_name(path)
-        loaded = _load_file(location)
-        shown = location
+        location, flow_name = entrypoints.split_entrypoint(path)
+        loaded = _load(entrypoints.load_script, location)
     else:
         assert module is not None
-        location, flow_name = _split_name(module)
-        loaded = _load_module(location)
-        shown = location
+        location, flow_name = entrypoints.split_entrypoint(module)
+        loaded = _load(entrypoints.load_module, location)
+    shown = location
     chosen = _choose_flow(loaded, flow_name, shown, "-p" if path is not None else "-m")
     _keep_strings(chosen, parameters, param or [])
     raise typer.Exit(_run_flow(chosen, parameters))
@@ -107,146 +108,30 @@ def _parameters(pairs: list[str], params_json: str | None) -> dict[str, Any]:
 # --- finding the flow ------------------------------------------------------------------------
 
 
-def _split_name(value: str) -> tuple[str, str | None]:
-    """``'where:flow'`` -> ``('where', 'flow')``; no (or an empty) name -> ``(where, None)``."""
-    where, sep, name = value.rpartition(":")
-    if not sep or not where or "/" in name or "\\" in name:
-        return value, None  # no name given (or a ':' inside the path itself)
-    return where, name.strip() or None
+def _load(load: Any, location: str) -> ModuleType:
+    from flowplane.exceptions import EntrypointError
 
-
-def _load_file(location: str) -> ModuleType:
-    """Execute the Python file at ``location`` as a module (its folder importable, as ``python file.py`` has it)."""
-    import importlib.util
-    import os
-
-    if not os.path.exists(location):
-        fail(f"No such file: {location}")
-    if os.path.isdir(location):
-        fail(f"{location} is a folder; give a Python file (path/to/file.py).")
-    file = os.path.abspath(location)
-    stem = os.path.splitext(os.path.basename(file))[0]
-    name = stem
-    if not stem.isidentifier() or _taken(stem, file):
-        name = f"__flowplane_run__.{stem}"  # never shadow a module that exists elsewhere
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        fail(f"{location} is not a Python file flowplane can load.")
-    module = importlib.util.module_from_spec(spec)
-    folder = os.path.dirname(file)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    sys.modules[name] = module  # pickling (process task runners) finds the flow's functions
     try:
-        spec.loader.exec_module(module)
-    except SystemExit as exc:
-        sys.modules.pop(name, None)
-        fail(f"{location} called exit({exc.code}) while loading.")
-    except BaseException as exc:
-        sys.modules.pop(name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        fail(f"{location} failed to load: {_describe(exc, file)}")
-    return module
-
-
-def _taken(name: str, file: str) -> bool:
-    """Whether importing ``name`` would find something other than ``file`` (stdlib, a package)."""
-    import importlib.util
-
-    loaded = sys.modules.get(name)
-    if loaded is not None:
-        return getattr(loaded, "__file__", None) != file
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return False
-    return spec is not None and spec.origin != file
-
-
-def _load_module(location: str) -> ModuleType:
-    import importlib
-    import os
-
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as ``python -m`` has it
-    try:
-        return importlib.import_module(location)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (location == exc.name or location.startswith(exc.name + ".")):
-            fail(f"No module named {location!r} (is it installed, or on PYTHONPATH?).")
-        fail(f"Module {location!r} failed to import: {_describe(exc, None)}")
-    except SystemExit as exc:
-        fail(f"Module {location!r} called exit({exc.code}) while importing.")
-    except Exception as exc:
-        fail(f"Module {location!r} failed to import: {_describe(exc, None)}")
-
-
-def _describe(exc: BaseException, file: str | None) -> str:
-    """``exc`` in one line, with the line of the flow's code that raised it."""
-    import traceback
-
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        return f"{text}"
-    frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if file is None or f.filename == file]
-    if mine:
-        last = mine[-1]
-        return f"{text} (at {last.filename}:{last.lineno})"
-    return text
-
-
-def _flows_in(module: ModuleType) -> dict[str, Flow[Any, Any]]:
-    """The flows ``module`` defines, by the name they are bound to (flows it only imports: when it defines none)."""
-    from flowplane.sdk.flows import Flow
-
-    found: dict[str, Flow[Any, Any]] = {}
-    seen: set[int] = set()
-    for attr, value in vars(module).items():
-        if isinstance(value, Flow) and id(value) not in seen:
-            seen.add(id(value))
-            found[attr] = value
-    own = {a: f for a, f in found.items() if f.__module__ == module.__name__}
-    return own or found
-
-
-def _called_names(fn: Any) -> set[str]:
-    """Global names a function's code (nested functions and comprehensions included) refers to."""
-    import types
-
-    code = getattr(fn, "__code__", None)
-    names: set[str] = set()
-    todo = [code] if code is not None else []
-    while todo:
-        current = todo.pop()
-        names.update(current.co_names)
-        todo.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    return names
-
-
-def _entry_points(flows: dict[str, Flow[Any, Any]]) -> dict[str, Flow[Any, Any]]:
-    """The flows no other flow here calls: running one of those is what people mean."""
-    called: set[str] = set()
-    for attr, flow in flows.items():
-        called |= _called_names(flow.fn) - {attr}
-    top = {a: f for a, f in flows.items() if a not in called}
-    return top or flows
+        return load(location)  # type: ignore[no-any-return]
+    except EntrypointError as exc:
+        fail(str(exc))
 
 
 def _choose_flow(
     module: ModuleType, flow_name: str | None, shown: str, option: str
 ) -> Flow[Any, Any]:
-    flows = _flows_in(module)
+    from flowplane.exceptions import EntrypointError
+    from flowplane.sdk.entrypoints import entry_points, find_flow, flows_in
+
+    if flow_name is not None:
+        try:
+            return find_flow(module, flow_name, shown)
+        except EntrypointError as exc:
+            fail(str(exc))
+    flows = flows_in(module)
     if not flows:
         fail(f"{shown} defines no flow (decorate a function with @flow).")
-    if flow_name is not None:
-        for attr, flow in flows.items():
-            if flow_name in (attr, flow.name):
-                return flow
-        names = ", ".join(flows)
-        fail(f"{shown} has no flow named {flow_name!r}; it has: {names}.")
-    candidates = _entry_points(flows)
+    candidates = entry_points(flows)
     if len(candidates) == 1:
         return next(iter(candidates.values()))
     attrs = list(candidates)  # in the order the file defines them
