@@ -3,6 +3,7 @@
 FlowplaneError
 ├── ConfigurationError            a setting or profile is wrong
 ├── EntrypointError               a flow cannot be loaded from where it was said to be
+├── StepError                     a deployment's pull step failed or is unknown
 ├── ClientError                   talking to the API failed
 │   ├── APIUnreachable            no server answered at the API URL
 │   └── HTTPStatusError           the server answered with an error status
@@ -15,6 +16,7 @@ FlowplaneError
 │   ├── CancelledRun              it was cancelled
 │   ├── PausedRun                 it is paused
 │   ├── UnfinishedRun             it has not finished yet
+│   ├── RunNotStarted             an existing run the API would not let start here
 │   └── MissingResult             its result is not kept in memory
 ├── ParameterError                a flow's or task's call arguments are wrong
 │   ├── ParameterBindError        they do not fit the signature
@@ -48,6 +50,10 @@ class ConfigurationError(FlowplaneError):
 
 class EntrypointError(FlowplaneError):
     """A flow could not be loaded from its entrypoint (``file.py:name`` or ``module:name``)."""
+
+
+class StepError(FlowplaneError):
+    """A deployment's pull step failed, or is not one flowplane knows."""
 
 
 class ClientError(FlowplaneError):
@@ -125,6 +131,17 @@ class PausedRun(RunError):
 
 class UnfinishedRun(RunError):
     """The run has not finished (it is scheduled, pending, running or cancelling)."""
+
+
+class RunNotStarted(RunError):
+    """An existing flow run could not be started here: the API refused Running.
+
+    It is cancelled, finished, or already running elsewhere; ``state`` is the state it keeps.
+    """
+
+    def __init__(self, message: str, state: Any = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class MissingResult(RunError):

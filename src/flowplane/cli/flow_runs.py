@@ -1,4 +1,4 @@
-"""``flowplane flow-run``: list, inspect, read the logs of, delete and cancel flow runs."""
+"""``flowplane flow-run``: list, inspect, read the logs of, execute, delete and cancel flow runs."""
 
 from __future__ import annotations
 
@@ -189,6 +189,33 @@ def logs(
         stamp = f"{line.timestamp:%Y-%m-%d %H:%M:%S.%f}"[:-3]
         level = f"{logging.getLevelName(line.level):7s}"
         typer.echo(f"{stamp} | {level} | Flow run {run.name!r} - {line.message}")
+
+
+@app.command()
+def execute(
+    id: str = typer.Argument(..., help="The flow run's id."),
+    entrypoint: Optional[str] = typer.Option(
+        None,
+        "--entrypoint",
+        "-e",
+        help="The flow to run it with, as path/to/file.py:flow_name or module:flow_name "
+        "(default: its deployment's entrypoint, after the deployment's pull steps).",
+    ),
+) -> None:
+    """Run an existing flow run in this process, as a worker does: exit 0 if it ends Completed."""
+    from flowplane.cli._api import one_line_errors
+    from flowplane.exceptions import ObjectNotFound
+
+    run_id = parse_id(id, "flow run")
+    with one_line_errors():
+        from flowplane.deploy.execute import execute_flow_run
+
+        try:
+            state = execute_flow_run(run_id, entrypoint)
+        except ObjectNotFound:
+            fail(f"Flow run {run_id} not found.")
+    if state.type.value != "COMPLETED":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -19,7 +19,12 @@ from uuid import UUID
 import orjson
 
 from flowplane.core.states import StateType
-from flowplane.exceptions import FlowRunTimeoutError, ObjectNotFound, TerminationSignal
+from flowplane.exceptions import (
+    FlowRunTimeoutError,
+    ObjectNotFound,
+    RunNotStarted,
+    TerminationSignal,
+)
 from flowplane.sdk import _api
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Api, Blocking, Invoke, Sleep, drive_async, drive_sync
@@ -88,16 +93,23 @@ def _adopt(proposed: State[Any], recorded: Any) -> State[Any]:
 class _Run:
     """Per-call facts the run logic needs besides the flow and its parameters."""
 
-    __slots__ = ("settings", "parent", "return_state", "wait_for", "logger")
+    __slots__ = ("settings", "parent", "return_state", "wait_for", "logger", "existing")
 
     def __init__(
-        self, settings: Settings, parent: Frame, return_state: bool, wait_for: Any
+        self,
+        settings: Settings,
+        parent: Frame,
+        return_state: bool,
+        wait_for: Any,
+        existing: FlowRun | None = None,
     ) -> None:
         self.settings = settings
         self.parent = parent
         self.return_state = return_state
         self.wait_for = wait_for
         self.logger: Any = None
+        #: A flow run that already exists (a deployment's), already moved to Running.
+        self.existing = existing
 
 
 def flow_steps(
@@ -115,11 +127,14 @@ def flow_steps(
     if needs:
         parameters = {k: _resolve(v) for k, v in parameters.items()}
 
-    target = _api.target_key(run.settings)
-    parent_task_run_id: UUID | None = None
-    if parent.flow is not None:
-        parent_task_run_id = yield from _create_parent_task_run(flow, parent)
-    flow_run = yield from _create_flow_run(flow, parameters, run, target, parent_task_run_id)
+    if run.existing is not None:
+        flow_run = run.existing
+    else:
+        target = _api.target_key(run.settings)
+        parent_task_run_id: UUID | None = None
+        if parent.flow is not None:
+            parent_task_run_id = yield from _create_parent_task_run(flow, parent)
+        flow_run = yield from _create_flow_run(flow, parameters, run, target, parent_task_run_id)
 
     record = FlowRunRecord(flow_run, flow.name, _api.writer(run.settings))
     log_prints = (
@@ -439,6 +454,86 @@ async def _call_async(flow: Flow[Any, Any], parameters: dict[str, Any], run: _Ru
     return _outcome(state, run.return_state)
 
 
+def start_existing_flow_run(
+    flow_run_id: UUID,
+) -> Generator[Any, Any, tuple[Any, State[Any] | None]]:
+    """Move an existing run (Scheduled, Pending) to Running.
+
+    Returns ``(flow_run, None)`` once the API accepted Running (waiting while it says
+    WAIT, e.g. for a deployment's concurrency slot), or ``(None, state)`` with the state
+    the run keeps when the API refused (it was cancelled, or another process runs it).
+    """
+    while True:
+        result: OrchestrationResult = yield Api(
+            "set_flow_run_state", flow_run_id, {"type": "RUNNING", "name": "Running"}
+        )
+        status = result.status.value
+        if status == "ACCEPT":
+            flow_run = yield Api("read_flow_run", flow_run_id)
+            return flow_run, None
+        if status == "WAIT":
+            yield Sleep(float(getattr(result.details, "delay_seconds", 0) or 0) or 1.0)
+            continue
+        recorded = result.state
+        if recorded is None:
+            current = yield Api("read_flow_run", flow_run_id)
+            recorded = current.state
+        return None, State.from_wire(recorded)
+
+
+def existing_flow_run_steps(
+    flow: Flow[Any, Any], flow_run_id: UUID, run: _Run
+) -> Generator[Any, Any, State[Any]]:
+    """Run ``flow`` as the existing flow run ``flow_run_id`` with the parameters stored on it."""
+    flow_run, refused = yield from start_existing_flow_run(flow_run_id)
+    if refused is not None:
+        raise RunNotStarted(
+            f"Flow run {flow_run_id} was not started: it is {refused.name}", refused
+        )
+    try:
+        parameters = flow.validate_parameters(dict(flow_run.parameters or {}))
+    except Exception as exc:  # the stored parameters do not fit this flow
+        from flowplane.sdk.states import Failed
+
+        failed = Failed(message=f"Validation of flow parameters failed with error: {exc}")
+        yield Api("set_flow_run_state", flow_run.id, _state_json(failed), force=True)
+        return failed
+    run.existing = flow_run
+    state = yield from flow_steps(flow, parameters, run)
+    return state
+
+
+def run_existing_flow_run(flow: Flow[Any, Any], flow_run_id: UUID) -> State[Any]:
+    """Execute the existing flow run ``flow_run_id`` here with ``flow``; its final state.
+
+    This is what a worker's process does for a deployment's run.
+
+    Raises:
+        RunNotStarted: the API did not let the run start (it is cancelled, finished or
+            already running elsewhere); nothing ran.
+    """
+    run = _Run(_api.current_settings(), current_frame(), True, None)
+    if flow.isasync:
+        import asyncio
+
+        async def go() -> State[Any]:
+            client = _api.async_client(run.settings)
+            try:
+                return await drive_async(existing_flow_run_steps(flow, flow_run_id, run), client)  # type: ignore[no-any-return]
+            finally:
+                await client.aclose()
+
+        with _termination_guard(run.parent):
+            return asyncio.run(go())
+    client, owned = _api.sync_client(run.settings)
+    try:
+        with _termination_guard(run.parent):
+            return drive_sync(existing_flow_run_steps(flow, flow_run_id, run), client)  # type: ignore[no-any-return]
+    finally:
+        if owned:
+            client.close()
+
+
 class _termination_guard:
     """In the main thread's outermost flow run, SIGTERM raises TerminationSignal in the flow.
 
@@ -486,4 +581,11 @@ class _termination_guard:
             os.kill(os.getpid(), exc.signal)
 
 
-__all__ = ["call_flow", "flow_steps", "jsonable_parameters", "format_exception"]
+__all__ = [
+    "call_flow",
+    "flow_steps",
+    "format_exception",
+    "jsonable_parameters",
+    "run_existing_flow_run",
+    "start_existing_flow_run",
+]
