@@ -43,7 +43,9 @@ def check_variable_value(value: Any) -> Any:
 
 
 VariableName = Annotated[
-    str, Field(min_length=1, max_length=MAX_VARIABLE_NAME_LENGTH), AfterValidator(check_variable_name)
+    str,
+    Field(min_length=1, max_length=MAX_VARIABLE_NAME_LENGTH),
+    AfterValidator(check_variable_name),
 ]
 
 #: Any JSON value: strings, numbers, booleans, null, objects and arrays (no coercion).

@@ -8,7 +8,9 @@ import pytest
 
 
 async def make(client, name: str, value: object = "v", tags: list[str] | None = None) -> dict:
-    response = await client.post("/variables/", json={"name": name, "value": value, "tags": tags or []})
+    response = await client.post(
+        "/variables/", json={"name": name, "value": value, "tags": tags or []}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -56,7 +58,9 @@ async def test_update_by_name_and_id(client) -> None:
     got = (await client.get("/variables/name/cfg")).json()
     assert got["value"] == {"x": 2} and got["tags"] == ["t1"]
     assert got["updated"] >= created["updated"]
-    response = await client.patch(f"/variables/{created['id']}", json={"tags": ["t2"], "name": "cfg2"})
+    response = await client.patch(
+        f"/variables/{created['id']}", json={"tags": ["t2"], "name": "cfg2"}
+    )
     assert response.status_code == 204
     got = (await client.get(f"/variables/{created['id']}")).json()
     assert got["name"] == "cfg2" and got["tags"] == ["t2"] and got["value"] == {"x": 2}

@@ -7,7 +7,13 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, Path, status
 
 from flowplane.schemas.base import now_utc
-from flowplane.schemas.variables import Variable, VariableCreate, VariableFilter, VariableSort, VariableUpdate
+from flowplane.schemas.variables import (
+    Variable,
+    VariableCreate,
+    VariableFilter,
+    VariableSort,
+    VariableUpdate,
+)
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit
 from flowplane.server.db.session import Database
 from flowplane.server.store import variables as store

@@ -41,8 +41,8 @@ def _sorts(table: Any) -> dict[ArtifactSort, list[Any]]:
         ArtifactSort.CREATED_DESC: [table.created.desc(), table.id],
         ArtifactSort.UPDATED_DESC: [table.updated.desc(), table.id],
         ArtifactSort.ID_DESC: [table.id.desc()],
-        ArtifactSort.KEY_DESC: [table.key.desc(), table.created.desc(), table.id],
-        ArtifactSort.KEY_ASC: [table.key.asc(), table.created.desc(), table.id],
+        ArtifactSort.KEY_DESC: [table.key.desc().nulls_last(), table.created.desc(), table.id],
+        ArtifactSort.KEY_ASC: [table.key.asc().nulls_last(), table.created.desc(), table.id],
     }
 
 
@@ -57,9 +57,7 @@ async def _point_collection_at(session: AsyncSession, row: t.Artifact, now: date
     """Make ``row`` the latest artifact of its key."""
     dialect = dialects.dialect_name(session)
     values = {**_copy(row), "latest_id": row.id, "updated": now}
-    stmt = dialects.insert(dialect, C).values(
-        id=uuid.uuid4(), key=row.key, created=now, **values
-    )
+    stmt = dialects.insert(dialect, C).values(id=uuid.uuid4(), key=row.key, created=now, **values)
     stmt = stmt.on_conflict_do_update(index_elements=[C.key], set_=values)
     await session.execute(stmt)
 

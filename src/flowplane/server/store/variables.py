@@ -31,7 +31,9 @@ def _by(id_or_name: UUID | str) -> ColumnElement[bool]:
     return V.id == id_or_name if isinstance(id_or_name, UUID) else V.name == id_or_name
 
 
-async def create(session: AsyncSession, variable: VariableCreate, now: datetime) -> t.Variable | None:
+async def create(
+    session: AsyncSession, variable: VariableCreate, now: datetime
+) -> t.Variable | None:
     """Create the variable; ``None`` if its name is taken (nothing is written then)."""
     dialect = dialects.dialect_name(session)
     variable_id = uuid.uuid4()
