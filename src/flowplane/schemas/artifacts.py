@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator
 
 from flowplane.schemas.base import ActionModel, ObjectModel, UTCDateTime
 from flowplane.schemas.filters import CompositeFilter, LeafFilter

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flowplane.sdk._calls import call_async, call_sync
 from flowplane.schemas.variables import MAX_VARIABLE_NAME_LENGTH
+from flowplane.sdk._calls import call_async, call_sync
 
 __all__ = ["Variable"]
 
