@@ -50,6 +50,8 @@ def _register_optional_groups() -> None:
         ("task_runs", "task-run"),
         ("config", "config"),
         ("profiles", "profile"),
+        ("variables", "variable"),
+        ("artifacts", "artifact"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")
