@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -173,3 +174,12 @@ async def test_missing_artifacts_are_prefect_shaped_404s(client) -> None:
         response = await client.request(method, path, json=body)
         assert response.status_code == 404, (method, path, response.text)
         assert "not found" in response.json()["detail"]
+
+
+async def test_concurrent_creates_leave_the_newest_as_latest(client) -> None:
+    made = await asyncio.gather(*(make(client, key="busy", data=i) for i in range(12)))
+    newest = max(made, key=lambda a: a["created"])
+    latest = (await client.get("/artifacts/busy/latest")).json()
+    assert latest["created"] == newest["created"]
+    collections = (await client.post("/artifacts/latest/filter", json={})).json()
+    assert len(collections) == 1 and collections[0]["latest_id"] == latest["id"]

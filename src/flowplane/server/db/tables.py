@@ -428,6 +428,8 @@ class ArtifactCollection(_ArtifactColumns, Base):
 
     key: Mapped[str] = mapped_column(sa.String, nullable=False)  # type: ignore[assignment]
     latest_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    #: When the latest artifact was created: a racing older artifact compares against it.
+    latest_created: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
 
     __table_args__ = (sa.UniqueConstraint("key", name="uq_artifact_collection__key"),)
 

@@ -53,12 +53,20 @@ def _copy(row: t.Artifact) -> dict[str, Any]:
     return {name: getattr(row, name) for name in COPIED}
 
 
-async def _point_collection_at(session: AsyncSession, row: t.Artifact, now: datetime) -> None:
-    """Make ``row`` the latest artifact of its key."""
+async def _make_latest(session: AsyncSession, row: t.Artifact, now: datetime) -> None:
+    """Make the new artifact ``row`` the latest of its key, unless a newer one is.
+
+    Of two artifacts created at once, the older one's transaction may reach this
+    statement last, and it must not take the key back.
+    """
     dialect = dialects.dialect_name(session)
-    values = {**_copy(row), "latest_id": row.id, "updated": now}
+    values = {**_copy(row), "latest_id": row.id, "latest_created": row.created, "updated": now}
     stmt = dialects.insert(dialect, C).values(id=uuid.uuid4(), key=row.key, created=now, **values)
-    stmt = stmt.on_conflict_do_update(index_elements=[C.key], set_=values)
+    # A column of the row itself, not a subquery: PostgreSQL re-checks the condition on
+    # the row version a concurrent transaction committed, but runs subqueries on the
+    # snapshot taken before it, which does not yet hold that transaction's artifact.
+    newer = C.latest_created <= row.created
+    stmt = stmt.on_conflict_do_update(index_elements=[C.key], set_=values, where=newer)
     await session.execute(stmt)
 
 
@@ -67,7 +75,7 @@ async def create(session: AsyncSession, artifact: ArtifactCreate, now: datetime)
     session.add(row)
     await session.flush()
     if row.key is not None:
-        await _point_collection_at(session, row, now)
+        await _make_latest(session, row, now)
     return row
 
 
@@ -105,23 +113,32 @@ async def update(
 
 
 async def delete(session: AsyncSession, artifact_id: UUID, now: datetime) -> bool:
+    """Delete the artifact; if it was its key's latest, the newest one left takes over."""
     row = await read(session, artifact_id)
     if row is None:
         return False
     key = row.key
     await session.execute(sa.delete(A).where(A.id == artifact_id).execution_options(**NO_SYNC))
     if key is not None:
-        latest = await session.execute(sa.select(C.latest_id).where(C.key == key))
-        if latest.scalar_one_or_none() == artifact_id:
-            newest = (
-                await session.execute(
-                    sa.select(A).where(A.key == key).order_by(A.created.desc(), A.id).limit(1)
+        newest = (
+            await session.execute(
+                sa.select(A).where(A.key == key).order_by(A.created.desc(), A.id).limit(1)
+            )
+        ).scalar_one_or_none()
+        # Only while the collection still points at the deleted artifact: a newer one
+        # created meanwhile keeps the key.
+        still_latest = sa.and_(C.key == key, C.latest_id == artifact_id)
+        if newest is None:
+            stmt: Any = sa.delete(C).where(still_latest)
+        else:
+            stmt = (
+                sa.update(C)
+                .where(still_latest)
+                .values(
+                    **_copy(newest), latest_id=newest.id, latest_created=newest.created, updated=now
                 )
-            ).scalar_one_or_none()
-            if newest is None:
-                await session.execute(sa.delete(C).where(C.key == key).execution_options(**NO_SYNC))
-            else:
-                await _point_collection_at(session, newest, now)
+            )
+        await session.execute(stmt.execution_options(**NO_SYNC))
     return True
 
 

@@ -61,6 +61,7 @@ def upgrade() -> None:
         "artifact_collection",
         *_artifact_columns(key_nullable=False),
         sa.Column("latest_id", sa.Uuid(), nullable=False),
+        sa.Column("latest_created", t.Timestamp(), nullable=False),
         *_base_columns(),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key", name="uq_artifact_collection__key"),
