@@ -1,6 +1,12 @@
 """Artifacts a run publishes for people (``prefect.artifacts`` becomes ``flowplane.artifacts``)."""
 
 from flowplane.sdk.artifacts import (
+    Artifact,
+    ImageArtifact,
+    LinkArtifact,
+    MarkdownArtifact,
+    ProgressArtifact,
+    TableArtifact,
     acreate_image_artifact,
     acreate_link_artifact,
     acreate_markdown_artifact,
@@ -16,6 +22,12 @@ from flowplane.sdk.artifacts import (
 )
 
 __all__ = [
+    "Artifact",
+    "ImageArtifact",
+    "LinkArtifact",
+    "MarkdownArtifact",
+    "ProgressArtifact",
+    "TableArtifact",
     "acreate_image_artifact",
     "acreate_link_artifact",
     "acreate_markdown_artifact",

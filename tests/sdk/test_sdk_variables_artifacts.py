@@ -11,6 +11,9 @@ from pydantic import ValidationError
 
 from flowplane import flow, task
 from flowplane.artifacts import (
+    Artifact,
+    MarkdownArtifact,
+    TableArtifact,
     acreate_link_artifact,
     acreate_markdown_artifact,
     acreate_progress_artifact,
@@ -190,3 +193,32 @@ async def test_async_artifacts(client) -> None:
     assert client.read_artifact(link).data == "[https://x.test](https://x.test)"
     read = client.read_artifact(progress)
     assert read.data == 90 and read.flow_run_id is not None
+
+
+def test_artifact_classes_create_get_and_get_or_create(client) -> None:
+    first = MarkdownArtifact(markdown="# v1", key="notes", description="d").create()
+    assert first.type == "markdown" and first.data == "# v1" and first.description == "d"
+    second = TableArtifact(table=[[1, math.nan]], key="notes").create()
+    got = Artifact.get("notes")
+    assert got is not None and got.id == second.id and got.data == "[[1, null]]"
+    assert Artifact.get("nothing-here") is None
+    plain = Artifact(key="raw", type="result", data={"a": 1}).create()
+    assert plain.data == '{"a": 1}'
+    found, created = Artifact.get_or_create("raw", data={"b": 2})
+    assert (found.id, created) == (plain.id, False)
+    made, created = MarkdownArtifact.get_or_create("fresh", markdown="new")
+    assert created and made.data == "new" and made.key == "fresh"
+    assert client.count_artifacts() == 4
+
+
+async def test_artifact_classes_async(client) -> None:
+    made, created = await MarkdownArtifact.aget_or_create("async-notes", markdown="m")
+    assert created
+    again, created = await MarkdownArtifact.aget_or_create("async-notes", markdown="other")
+    assert (again.id, created) == (made.id, False)
+    assert (await Artifact.aget("async-notes")).data == "m"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="from 0 to 100"):
+        from flowplane.artifacts import ProgressArtifact
+
+        await ProgressArtifact(progress=300).acreate()
+    assert client.count_artifacts() == 1

@@ -1,9 +1,10 @@
 """Artifacts: markdown, tables, links, progress and images a run publishes for people.
 
-Each ``create_*`` function builds the artifact once (:func:`_build` and friends) and
-sends it with a sync client; its ``acreate_*`` twin sends the same request with an
-async client. Inside a flow or task run the artifact carries the run's ids; outside
-one it is created on its own.
+Each kind is a class (``MarkdownArtifact``, ``TableArtifact``...) that formats its
+content once; ``create`` sends the request with a sync client and ``acreate`` sends
+the same request with an async one, and the ``create_*``/``acreate_*`` functions are
+one-line shells over them. Inside a flow or task run an artifact carries the run's
+ids; outside one it is created on its own.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ import math
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from flowplane.schemas.artifacts import PROGRESS_MAX, PROGRESS_MIN, ArtifactCreate, ArtifactUpdate
+from flowplane.schemas.artifacts import Artifact as ArtifactResponse
 from flowplane.sdk._calls import call_async, call_sync
 from flowplane.sdk.context import current_frame
 
 __all__ = [
+    "Artifact",
+    "ImageArtifact",
+    "LinkArtifact",
+    "MarkdownArtifact",
+    "ProgressArtifact",
+    "TableArtifact",
     "acreate_image_artifact",
     "acreate_link_artifact",
     "acreate_markdown_artifact",
@@ -49,18 +59,6 @@ def run_ids() -> tuple[UUID | None, UUID | None]:
     return flow_run_id, task_run_id
 
 
-def _build(type_: str, data: Any, key: str | None, description: str | None) -> ArtifactCreate:
-    flow_run_id, task_run_id = run_ids()
-    return ArtifactCreate(
-        key=key,
-        type=type_,
-        description=description,
-        data=data,
-        flow_run_id=flow_run_id,
-        task_run_id=task_run_id,
-    )
-
-
 def _sanitize(item: Any) -> Any:
     """NaN (and infinities, which JSON cannot carry either) become ``None``, as in Prefect."""
     if isinstance(item, list):
@@ -72,7 +70,7 @@ def _sanitize(item: Any) -> Any:
     return item
 
 
-def table_data(table: Table) -> str:
+def table_data(table: Any) -> str:
     """The table as the JSON text the API stores.
 
     Raises:
@@ -94,7 +92,7 @@ def table_data(table: Table) -> str:
     return json.dumps(_sanitize(table))
 
 
-def progress_value(progress: float) -> float:
+def progress_value(progress: Any) -> float:
     """``progress`` checked to be a percentage.
 
     Raises:
@@ -107,27 +105,181 @@ def progress_value(progress: float) -> float:
     return float(progress)
 
 
-def _link(link: str, link_text: str | None) -> str:
-    return f"[{link_text or link}]({link})"
-
-
 def _progress_update(progress: float, description: str | None) -> ArtifactUpdate:
     if description is None:
         return ArtifactUpdate(data=progress_value(progress))
     return ArtifactUpdate(data=progress_value(progress), description=description)
 
 
-def _create(artifact: ArtifactCreate) -> UUID:
-    result: UUID = call_sync("create_artifact", artifact).id
-    return result
+# --- the artifact classes (Prefect's ``Artifact`` family) --------------------------------
 
 
-async def _acreate(artifact: ArtifactCreate) -> UUID:
-    result: UUID = (await call_async("create_artifact", artifact)).id
-    return result
+class Artifact(BaseModel):
+    """An artifact to publish: ``type``, ``key``, ``description`` and the data :meth:`format` gives.
+
+    Subclasses keep their content in a field of their own (``markdown``, ``table``...)
+    and format it; ``create``/``acreate`` send it, ``get``/``aget`` read the newest by key.
+
+    Attributes:
+        type: what the data is (``markdown``, ``table``, ``progress``, ``image``...).
+        key: lowercase letters, numbers and dashes; artifacts with a key are versioned by it.
+        description: a markdown description.
+        data: the payload (this base class publishes it as JSON text, as Prefect does).
+        flow_run_id: the flow run it belongs to (default: the current one).
+        task_run_id: the task run it belongs to (default: the current one).
+    """
+
+    type: str | None = None
+    key: str | None = None
+    description: str | None = None
+    data: Any = None
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+
+    def format(self) -> Any:
+        """The data as the API stores it."""
+        return json.dumps(self.data)
+
+    async def aformat(self) -> Any:
+        """:meth:`format` (it does no I/O; here for Prefect's async API)."""
+        return self.format()
+
+    def _request(self) -> ArtifactCreate:
+        flow_run_id, task_run_id = run_ids()
+        return ArtifactCreate(
+            key=self.key,
+            type=self.type,
+            description=self.description,
+            data=self.format(),
+            flow_run_id=self.flow_run_id or flow_run_id,
+            task_run_id=self.task_run_id or task_run_id,
+        )
+
+    def create(self) -> ArtifactResponse:
+        """Publish the artifact, with the current run's ids unless given.
+
+        Returns:
+            The artifact as stored.
+
+        Raises:
+            pydantic.ValidationError: the key is not allowed.
+            ValueError, TypeError: the content cannot be formatted (see the subclass).
+        """
+        created: ArtifactResponse = call_sync("create_artifact", self._request())
+        return created
+
+    async def acreate(self) -> ArtifactResponse:
+        """:meth:`create` for async code."""
+        created: ArtifactResponse = await call_async("create_artifact", self._request())
+        return created
+
+    @classmethod
+    def get(cls, key: str | None = None) -> ArtifactResponse | None:
+        """The newest artifact with ``key`` (without a key: the one updated last), or ``None``."""
+        if key is not None:
+            latest: ArtifactResponse | None = call_sync("read_latest_artifact", key)
+            return latest
+        found = call_sync("read_artifacts", sort="UPDATED_DESC", limit=1)
+        return found[0] if found else None
+
+    @classmethod
+    async def aget(cls, key: str | None = None) -> ArtifactResponse | None:
+        """:meth:`get` for async code."""
+        if key is not None:
+            latest: ArtifactResponse | None = await call_async("read_latest_artifact", key)
+            return latest
+        found = await call_async("read_artifacts", sort="UPDATED_DESC", limit=1)
+        return found[0] if found else None
+
+    @classmethod
+    def get_or_create(
+        cls,
+        key: str | None = None,
+        description: str | None = None,
+        data: Any = None,
+        **fields: Any,
+    ) -> tuple[ArtifactResponse, bool]:
+        """The newest artifact with ``key``, or a new one made from the arguments.
+
+        Returns:
+            The artifact, and whether it was created.
+        """
+        found = cls.get(key)
+        if found is not None:
+            return found, False
+        return cls(key=key, description=description, data=data, **fields).create(), True
+
+    @classmethod
+    async def aget_or_create(
+        cls,
+        key: str | None = None,
+        description: str | None = None,
+        data: Any = None,
+        **fields: Any,
+    ) -> tuple[ArtifactResponse, bool]:
+        """:meth:`get_or_create` for async code."""
+        found = await cls.aget(key)
+        if found is not None:
+            return found, False
+        return await cls(key=key, description=description, data=data, **fields).acreate(), True
 
 
-# --- the public functions: build once, send sync or async -------------------------------
+class MarkdownArtifact(Artifact):
+    """Markdown text."""
+
+    type: str | None = "markdown"
+    markdown: str
+
+    def format(self) -> str:
+        return self.markdown
+
+
+class LinkArtifact(Artifact):
+    """A link, published as a markdown link."""
+
+    type: str | None = "markdown"
+    link: str
+    link_text: str | None = None
+
+    def format(self) -> str:
+        return f"[{self.link_text or self.link}]({self.link})"
+
+
+class TableArtifact(Artifact):
+    """A table: a dict of columns, a list of row dicts or a list of row lists (NaN -> null)."""
+
+    type: str | None = "table"
+    table: Any
+
+    def format(self) -> str:
+        return table_data(self.table)
+
+
+class ProgressArtifact(Artifact):
+    """A progress bar in percent (0 to 100); move it with :func:`update_progress_artifact`."""
+
+    type: str | None = "progress"
+    progress: Any
+
+    def format(self) -> float:
+        return progress_value(self.progress)
+
+
+class ImageArtifact(Artifact):
+    """An image shown from a URL anyone viewing can reach."""
+
+    type: str | None = "image"
+    image_url: str
+
+    def format(self) -> str:
+        return self.image_url
+
+
+def _id(artifact: ArtifactResponse) -> UUID:
+    return artifact.id
+
+
+# --- the functions: one-line shells over the classes ---------------------------------
 
 
 def create_markdown_artifact(
@@ -146,14 +298,16 @@ def create_markdown_artifact(
     Raises:
         pydantic.ValidationError: the key is not allowed.
     """
-    return _create(_build("markdown", markdown, key, description))
+    return _id(MarkdownArtifact(markdown=markdown, key=key, description=description).create())
 
 
 async def acreate_markdown_artifact(
     markdown: str, key: str | None = None, description: str | None = None
 ) -> UUID:
     """:func:`create_markdown_artifact` for async code."""
-    return await _acreate(_build("markdown", markdown, key, description))
+    return _id(
+        await MarkdownArtifact(markdown=markdown, key=key, description=description).acreate()
+    )
 
 
 def create_table_artifact(
@@ -169,14 +323,14 @@ def create_table_artifact(
     Raises:
         TypeError: ``table`` has none of the accepted shapes.
     """
-    return _create(_build("table", table_data(table), key, description))
+    return _id(TableArtifact(table=table, key=key, description=description).create())
 
 
 async def acreate_table_artifact(
     table: Table, key: str | None = None, description: str | None = None
 ) -> UUID:
     """:func:`create_table_artifact` for async code."""
-    return await _acreate(_build("table", table_data(table), key, description))
+    return _id(await TableArtifact(table=table, key=key, description=description).acreate())
 
 
 def create_link_artifact(
@@ -190,7 +344,9 @@ def create_link_artifact(
     Returns:
         The new artifact's id.
     """
-    return _create(_build("markdown", _link(link, link_text), key, description))
+    return _id(
+        LinkArtifact(link=link, link_text=link_text, key=key, description=description).create()
+    )
 
 
 async def acreate_link_artifact(
@@ -200,7 +356,11 @@ async def acreate_link_artifact(
     description: str | None = None,
 ) -> UUID:
     """:func:`create_link_artifact` for async code."""
-    return await _acreate(_build("markdown", _link(link, link_text), key, description))
+    return _id(
+        await LinkArtifact(
+            link=link, link_text=link_text, key=key, description=description
+        ).acreate()
+    )
 
 
 def create_progress_artifact(
@@ -217,14 +377,16 @@ def create_progress_artifact(
     Raises:
         ValueError: ``progress`` is not a number from 0 to 100.
     """
-    return _create(_build("progress", progress_value(progress), key, description))
+    return _id(ProgressArtifact(progress=progress, key=key, description=description).create())
 
 
 async def acreate_progress_artifact(
     progress: float, key: str | None = None, description: str | None = None
 ) -> UUID:
     """:func:`create_progress_artifact` for async code."""
-    return await _acreate(_build("progress", progress_value(progress), key, description))
+    return _id(
+        await ProgressArtifact(progress=progress, key=key, description=description).acreate()
+    )
 
 
 def update_progress_artifact(
@@ -259,11 +421,11 @@ def create_image_artifact(
     Returns:
         The new artifact's id.
     """
-    return _create(_build("image", image_url, key, description))
+    return _id(ImageArtifact(image_url=image_url, key=key, description=description).create())
 
 
 async def acreate_image_artifact(
     image_url: str, key: str | None = None, description: str | None = None
 ) -> UUID:
     """:func:`create_image_artifact` for async code."""
-    return await _acreate(_build("image", image_url, key, description))
+    return _id(await ImageArtifact(image_url=image_url, key=key, description=description).acreate())
