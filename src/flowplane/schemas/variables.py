@@ -32,7 +32,7 @@ def check_variable_name(name: str) -> str:
 def check_variable_value(value: Any) -> Any:
     """Refuse values that are not JSON, or longer than ``MAX_VARIABLE_VALUE_LENGTH`` as JSON."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"Variable value must be serializable to JSON ({exc})") from None
     if value is not None and len(text) > MAX_VARIABLE_VALUE_LENGTH:

@@ -49,6 +49,9 @@ async def test_bad_values_are_422(client) -> None:
     assert "5000" in response.text
     missing = await client.post("/variables/", json={"name": "novalue"})
     assert missing.status_code == 422
+    # the limit counts characters of the JSON text, not escaped bytes
+    accented = await client.post("/variables/", json={"name": "accented", "value": "é" * 2500})
+    assert accented.status_code == 201, accented.text
 
 
 async def test_update_by_name_and_id(client) -> None:
