@@ -51,6 +51,8 @@ def _register_optional_groups() -> None:
         ("config", "config"),
         ("profiles", "profile"),
         ("worker", "worker"),
+        ("variables", "variable"),
+        ("artifacts", "artifact"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

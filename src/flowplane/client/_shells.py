@@ -16,6 +16,7 @@ from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations
 from flowplane.client._protocol import Action, Exchange, Sleep, Steps
 from flowplane.client._task_runs import TaskRunOperations
+from flowplane.client._variables_artifacts import ArtifactOperations, VariableOperations
 from flowplane.settings import Settings
 
 T = TypeVar("T")
@@ -25,7 +26,13 @@ EMBEDDED_BASE_URL = "http://embedded/api"
 
 
 class _BaseClient(
-    FlowOperations, FlowRunOperations, TaskRunOperations, LogEventOperations, ServerOperations
+    FlowOperations,
+    FlowRunOperations,
+    TaskRunOperations,
+    LogEventOperations,
+    ServerOperations,
+    VariableOperations,
+    ArtifactOperations,
 ):
     """Configuration both faces share: URL, auth headers, timeouts, the protocol state."""
 

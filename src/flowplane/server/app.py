@@ -29,6 +29,7 @@ API_PREFIX = "/api"
 def _routers() -> list[Any]:
     """Every API router, hot paths first (routes are matched in order)."""
     from flowplane.server.api import (
+        artifacts,
         concurrency_limits,
         concurrency_limits_v2,
         events,
@@ -39,6 +40,7 @@ def _routers() -> list[Any]:
         root,
         task_run_states,
         task_runs,
+        variables,
     )
 
     return [
@@ -52,6 +54,8 @@ def _routers() -> list[Any]:
         task_run_states.router,
         concurrency_limits.router,
         root.router,
+        variables.router,
+        artifacts.router,
     ]
 
 

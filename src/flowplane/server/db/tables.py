@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
@@ -43,6 +44,33 @@ class Timestamp(TypeDecorator[dt.datetime]):
 
 #: JSON everywhere; JSONB on PostgreSQL so tag containment can use a GIN index.
 JSON = sa.JSON().with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+class JSONValue(TypeDecorator[Any]):
+    """Any JSON value, scalars included; JSONB on PostgreSQL, JSON text on SQLite.
+
+    A column declared JSON on SQLite has numeric affinity, which turns the stored
+    text ``42`` or ``1.5`` into a number that no longer reads back as JSON; a TEXT
+    column keeps it as written.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if dialect.name == "postgresql" or value is None:
+            return value
+        return json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if dialect.name == "postgresql" or value is None:
+            return value
+        return json.loads(value)
 
 
 def _now() -> dt.datetime:
@@ -356,5 +384,54 @@ concurrency_lease_limit = sa.Table(
     ),
     sa.Index("ix_concurrency_lease_limit__limit_id", "limit_id"),
 )
+
+
+class Variable(Base):
+    """A named JSON value shared by flows, tasks and deployments."""
+
+    __tablename__ = "variable"
+
+    name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    value: Mapped[Any | None] = mapped_column(JSONValue)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_variable__name"),)
+
+
+class _ArtifactColumns:
+    key: Mapped[str | None] = mapped_column(sa.String)
+    type: Mapped[str | None] = mapped_column(sa.String)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[Any | None] = mapped_column(JSONValue)
+    metadata_: Mapped[dict[str, str] | None] = mapped_column("metadata_", JSON)
+    # No foreign keys: task runs are recorded from events, after their artifacts may arrive.
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    task_run_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+
+class Artifact(_ArtifactColumns, Base):
+    """Data a run published for people: markdown, a table, a link, progress, an image."""
+
+    __tablename__ = "artifact"
+
+    __table_args__ = (
+        sa.Index("ix_artifact__key_created", "key", "created"),
+        sa.Index("ix_artifact__flow_run_id", "flow_run_id"),
+        sa.Index("ix_artifact__task_run_id", "task_run_id"),
+    )
+
+
+class ArtifactCollection(_ArtifactColumns, Base):
+    """The newest artifact of each key (a copy of its fields, and its id as ``latest_id``)."""
+
+    __tablename__ = "artifact_collection"
+
+    key: Mapped[str] = mapped_column(sa.String, nullable=False)  # type: ignore[assignment]
+    latest_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    #: When the latest artifact was created: a racing older artifact compares against it.
+    latest_created: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (sa.UniqueConstraint("key", name="uq_artifact_collection__key"),)
+
 
 metadata = Base.metadata

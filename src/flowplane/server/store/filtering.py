@@ -59,6 +59,8 @@ def _leaf(dialect: str, table: Any, leaf: f.LeafFilter) -> ColumnElement[bool]:
             clauses.append(column <= value)
         elif name in ("after_", "ge_"):
             clauses.append(column >= value)
+        elif name == "exists_":
+            clauses.append(column.is_not(None) if value else column.is_(None))
         elif name == "is_null_":
             if is_json_array:
                 empty = dialects.json_array_is_empty(dialect, column)
