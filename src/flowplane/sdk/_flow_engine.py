@@ -19,7 +19,7 @@ from uuid import UUID
 import orjson
 
 from flowplane.core.states import StateType
-from flowplane.exceptions import FlowRunTimeoutError, ObjectNotFound, TerminationSignal
+from flowplane.exceptions import FlowRunTimeoutError, ObjectNotFound, Pause, TerminationSignal
 from flowplane.sdk import _api
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Api, Blocking, Invoke, Sleep, drive_async, drive_sync
@@ -177,6 +177,10 @@ def flow_steps(
         yield Blocking(record.writer.flush)
         return state
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM, cancellation): the run crashed
+        if isinstance(exc, Pause):
+            # Suspended: the API recorded it; this process stops running the run.
+            record.writer.flush(10.0)
+            raise
         crashed = exception_to_crashed_state(exc)
         try:
             yield Api("set_flow_run_state", flow_run.id, _state_json(crashed), force=True)
