@@ -221,7 +221,9 @@ def test_the_server_fails_a_paused_run_whose_process_is_gone(server: str, tmp_pa
         assert state.message == "The flow was paused and never resumed."
         late = _cli("flow-run", "resume", run_id, env=env)
         assert late.returncode == 1
-        assert late.stderr.strip() == f"Error: Flow run {run_id} is not paused (it is Failed)."
+        assert late.stderr.strip() == (
+            f"Error: Flow run {run_id} can no longer be resumed: its pause timed out."
+        )
 
 
 def test_the_waiting_process_fails_its_run_when_the_pause_expires(

@@ -187,8 +187,7 @@ async def test_async_pause_resumed_with_input_by_another_task(client) -> None:
 
     running = asyncio.ensure_future(waits())
     run_id = await asyncio.wait_for(ids.get(), 30)
-    while client.read_flow_run(run_id).state.type.value != "PAUSED":
-        await asyncio.sleep(0.05)
+    await asyncio.to_thread(_wait_paused, client, run_id)
     await aresume_flow_run(run_id, {"approved": False})
     assert await asyncio.wait_for(running, 30) is False
 

@@ -24,6 +24,8 @@ app = typer.Typer(help="View and manage flow runs.", no_args_is_help=True)
 
 LOGS_PAGE_SIZE = 200
 LOGS_DEFAULT_COUNT = 20
+#: The message of the Failed state a run ends in when its pause expires.
+PAUSE_EXPIRED = "The flow was paused and never resumed."
 
 
 def _state_name_filter(names: list[str]) -> list[str]:
@@ -258,6 +260,8 @@ def resume(
     with api_client() as client:
         run = _read_run(client, run_id)
         if run.state is None or run.state.type.value != "PAUSED":
+            if run.state is not None and run.state.message == PAUSE_EXPIRED:
+                fail(f"Flow run {run_id} can no longer be resumed: its pause timed out.")
             current = run.state.name if run.state is not None else "no state"
             fail(f"Flow run {run_id} is not paused (it is {current}).")
         result = client.resume_flow_run(run_id, run_input=run_input)
