@@ -380,3 +380,41 @@ def test_initial_data_and_description_are_what_the_resumer_sees(client) -> None:
     resume_flow_run(run_id, {"approved": True})
     thread.join(30)
     assert out == ["looks good"]
+
+
+def test_a_pause_inside_a_task_pauses_its_flow_run(client) -> None:
+    ids: queue.Queue[UUID] = queue.Queue()
+
+    @task
+    def gate() -> int:
+        return int(pause_flow_run(wait_for_input=int, timeout=60, poll_interval=0.2))
+
+    @flow
+    def gated() -> int:
+        ids.put(_current_run_id())
+        return gate() * 2
+
+    thread, out = _in_thread(gated)
+    run_id = ids.get(timeout=30)
+    _wait_paused(client, run_id)
+    resume_flow_run(run_id, {"value": 21})
+    thread.join(30)
+    assert out == [42]
+
+
+def test_a_suspended_run_leaves_the_process_without_crashing(client) -> None:
+    from flowplane.exceptions import Pause
+
+    ids: queue.Queue[UUID] = queue.Queue()
+
+    @flow
+    def leaves() -> None:
+        ids.put(_current_run_id())
+        # What suspend_flow_run raises once the API recorded Suspended (needs a deployment).
+        raise Pause("suspended")
+
+    with pytest.raises(Pause):
+        leaves()
+    run_id = ids.get(timeout=5)
+    # The engine did not record Crashed over the suspension (here: the run is left as it was).
+    assert client.read_flow_run(run_id).state.type.value == "RUNNING"
