@@ -418,3 +418,57 @@ def test_a_suspended_run_leaves_the_process_without_crashing(client) -> None:
     run_id = ids.get(timeout=5)
     # The engine did not record Crashed over the suspension (here: the run is left as it was).
     assert client.read_flow_run(run_id).state.type.value == "RUNNING"
+
+
+async def test_input_actions_sync_and_async() -> None:
+    from flowplane.input import (
+        acreate_flow_run_input,
+        acreate_flow_run_input_from_model,
+        adelete_flow_run_input,
+        afilter_flow_run_input,
+        aread_flow_run_input,
+        create_flow_run_input,
+        create_flow_run_input_from_model,
+        delete_flow_run_input,
+        filter_flow_run_input,
+    )
+
+    @flow
+    def sync_side() -> list[Any]:
+        create_flow_run_input("cfg-a", {"n": 1})
+        create_flow_run_input_from_model("cfg-b", Point(x=1, y=2))
+        found = filter_flow_run_input("cfg-", limit=5)
+        handler = receive_input(Point, key_prefix="cfg-b", timeout=0)
+        first = handler.filter_for_inputs_sync()
+        again = handler.filter_for_inputs_sync()  # already seen
+        delete_flow_run_input("cfg-a")
+        return [
+            [(i.key, i.decoded_value, i.sender) for i in found],
+            [i.key for i in first],
+            again,
+            read_flow_run_input("cfg-a"),
+        ]
+
+    keys, first, again, deleted = sync_side()
+    assert [k for k, _, _ in keys] == ["cfg-a", "cfg-b"]
+    assert keys[0][1] == {"n": 1} and keys[0][2] is None
+    assert keys[1][1] == {"x": 1, "y": 2} and keys[1][2].startswith("prefect.flow-run.")
+    assert first == ["cfg-b"] and again == [] and deleted is None
+
+    @flow
+    async def async_side() -> list[Any]:
+        await acreate_flow_run_input("k-1", [1, 2])
+        await acreate_flow_run_input_from_model("k-2", Point(x=0, y=0), sender="me")
+        found = await afilter_flow_run_input("k-", limit=5, exclude_keys={"k-1"})
+        handler = receive_input(list[int], key_prefix="k-1", timeout=0)
+        seen = await handler.filter_for_inputs()
+        value = await aread_flow_run_input("k-1")
+        await adelete_flow_run_input("k-1")
+        return [
+            [i.key for i in found],
+            [i.key for i in seen],
+            value,
+            await aread_flow_run_input("k-1"),
+        ]
+
+    assert await async_side() == [["k-2"], ["k-1"], [1, 2], None]

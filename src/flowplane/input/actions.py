@@ -2,10 +2,12 @@
 
 from flowplane.sdk.input import (
     acreate_flow_run_input,
+    acreate_flow_run_input_from_model,
     adelete_flow_run_input,
     afilter_flow_run_input,
     aread_flow_run_input,
     create_flow_run_input,
+    create_flow_run_input_from_model,
     delete_flow_run_input,
     ensure_flow_run_id,
     filter_flow_run_input,
@@ -14,10 +16,12 @@ from flowplane.sdk.input import (
 
 __all__ = [
     "acreate_flow_run_input",
+    "acreate_flow_run_input_from_model",
     "adelete_flow_run_input",
     "afilter_flow_run_input",
     "aread_flow_run_input",
     "create_flow_run_input",
+    "create_flow_run_input_from_model",
     "delete_flow_run_input",
     "ensure_flow_run_id",
     "filter_flow_run_input",

@@ -42,11 +42,13 @@ __all__ = [
     "RunInput",
     "RunInputMetadata",
     "acreate_flow_run_input",
+    "acreate_flow_run_input_from_model",
     "adelete_flow_run_input",
     "afilter_flow_run_input",
     "aread_flow_run_input",
     "asend_input",
     "create_flow_run_input",
+    "create_flow_run_input_from_model",
     "delete_flow_run_input",
     "filter_flow_run_input",
     "keyset_from_base_key",
@@ -202,6 +204,36 @@ async def acreate_flow_run_input(
 ) -> None:
     """Async :func:`create_flow_run_input`."""
     await arun_steps(create_steps(key, value, ensure_flow_run_id(flow_run_id), sender))
+
+
+def _model_value(model_instance: pydantic.BaseModel) -> Any:
+    return orjson.loads(model_instance.model_dump_json())
+
+
+def create_flow_run_input_from_model(
+    key: str,
+    model_instance: pydantic.BaseModel,
+    flow_run_id: UUID | None = None,
+    sender: str | None = None,
+) -> None:
+    """Store a pydantic model's JSON under ``key`` (sender: the current flow run, if any)."""
+    steps = create_steps(
+        key, _model_value(model_instance), ensure_flow_run_id(flow_run_id), _sender_default(sender)
+    )
+    run_steps(steps)
+
+
+async def acreate_flow_run_input_from_model(
+    key: str,
+    model_instance: pydantic.BaseModel,
+    flow_run_id: UUID | None = None,
+    sender: str | None = None,
+) -> None:
+    """Async :func:`create_flow_run_input_from_model`."""
+    steps = create_steps(
+        key, _model_value(model_instance), ensure_flow_run_id(flow_run_id), _sender_default(sender)
+    )
+    await arun_steps(steps)
 
 
 def read_flow_run_input(key: str, flow_run_id: UUID | None = None) -> Any:
@@ -490,7 +522,7 @@ def send_steps(
         wrapper: Any = run_input_subclass_from_type(type(run_input))
         wrapped = wrapper(value=run_input)
     prefix = key_prefix or f"{type(wrapped).__name__.lower()}-auto"
-    value = orjson.loads(wrapped.model_dump_json())
+    value = _model_value(wrapped)
     yield from create_steps(
         f"{prefix}-{uuid4()}", value, ensure_flow_run_id(flow_run_id), _sender_default(sender)
     )
@@ -550,13 +582,25 @@ class GetInputHandler(Generic[R]):
     def to_instance(self, flow_run_input: FlowRunInput) -> Any:
         return self.run_input_cls.load_from_flow_run_input(flow_run_input)
 
+    def _filter_steps(self) -> Steps:
+        found = yield from filter_steps(self.key_prefix, 1, self.exclude_keys, self.flow_run_id)
+        self.exclude_keys.update(i.key for i in found)
+        return found
+
+    def filter_for_inputs_sync(self) -> list[FlowRunInput]:
+        """The next unseen input, if one is there now (as a list of at most one); marks it seen."""
+        return cast("list[FlowRunInput]", run_steps(self._filter_steps()))
+
+    async def filter_for_inputs(self) -> list[FlowRunInput]:
+        """Async :meth:`filter_for_inputs_sync`."""
+        return cast("list[FlowRunInput]", await arun_steps(self._filter_steps()))
+
     def _next_steps(self) -> Steps:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         delays = poll_delays(self.poll_interval)
         while True:
-            found = yield from filter_steps(self.key_prefix, 1, self.exclude_keys, self.flow_run_id)
+            found = yield from self._filter_steps()
             if found:
-                self.exclude_keys.add(found[0].key)
                 return self.to_instance(found[0])
             delay = next(delays)
             if deadline is not None:
