@@ -472,3 +472,25 @@ async def test_input_actions_sync_and_async() -> None:
         ]
 
     assert await async_side() == [["k-2"], ["k-1"], [1, 2], None]
+
+
+def test_a_run_cancelled_while_paused_ends_cancelled(client) -> None:
+    ids: queue.Queue[UUID] = queue.Queue()
+
+    @flow
+    def waits() -> None:
+        ids.put(_current_run_id())
+        pause_flow_run(timeout=60, poll_interval=0.2)
+
+    thread, out = _in_thread(lambda: waits(return_state=True))
+    run_id = ids.get(timeout=30)
+    _wait_paused(client, run_id)
+    assert client.set_flow_run_state(run_id, {"type": "CANCELLING"}).status.value == "ACCEPT"
+    thread.join(30)
+    assert out[0].type.value == "CANCELLED"
+    assert [s.name for s in client.read_flow_run_states(run_id)] == [
+        "Running",
+        "Paused",
+        "Cancelling",
+        "Cancelled",
+    ]

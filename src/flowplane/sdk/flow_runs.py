@@ -24,7 +24,7 @@ from typing import Any, TypeVar, overload
 from uuid import UUID, uuid4
 
 from flowplane.core.states import StateType
-from flowplane.exceptions import FlowPauseTimeout, NotPausedError, Pause
+from flowplane.exceptions import CancelledRun, FlowPauseTimeout, NotPausedError, Pause
 from flowplane.sdk._engine import Api, Blocking, Sleep
 from flowplane.sdk.context import FlowRunContext, TaskRunContext
 from flowplane.sdk.input import (
@@ -49,6 +49,12 @@ T = TypeVar("T")
 Steps = Generator[Any, Any, Any]
 
 NEVER_RESUMED = "Flow run was paused and never resumed."
+_CANCELLED = (StateType.CANCELLING, StateType.CANCELLED)
+_CANCELLED_WHILE_PAUSED = {
+    "type": "CANCELLED",
+    "name": "Cancelled",
+    "message": "The flow run was cancelled while paused.",
+}
 
 
 def _expiration(timeout: float | None) -> dt.datetime | None:
@@ -139,10 +145,16 @@ def _pause_steps(
                 assert keyset is not None
                 return (yield from input_cls.load_steps(keyset, flow_run_id))
             return None
+        if current is not None and current.type in _CANCELLED:
+            # Cancelled while paused: nothing else runs it, so this process finishes the job.
+            if current.type is StateType.CANCELLING:
+                yield Api("set_flow_run_state", flow_run_id, _CANCELLED_WHILE_PAUSED)
+            raise CancelledRun("The flow run was cancelled while paused.")
         if current is None or current.type is not StateType.PAUSED or left <= 0:
             # Timed out here, or the pause-expiration service (or someone) ended the pause.
-            if current is not None and current.type not in (StateType.PAUSED, StateType.FAILED):
-                raise RuntimeError(f"Flow run left its pause for state {current.name!r}.")
+            if current is not None and current.type is not StateType.PAUSED:
+                if current.type is not StateType.FAILED:
+                    raise RuntimeError(f"Flow run left its pause for state {current.name!r}.")
             raise FlowPauseTimeout(NEVER_RESUMED)
 
 
