@@ -38,6 +38,17 @@ def _paused_state(api: httpx.Client, run_id: str, pause_key: str) -> dict[str, A
     return eventually(paused, timeout=60)
 
 
+def _stored_schema(api: httpx.Client, run_id: str, key: str) -> dict[str, Any]:
+    """The schema a pause stored (Prefect stores it just after the run became Paused)."""
+
+    def stored() -> dict[str, Any]:
+        response = api.get(f"/flow_runs/{run_id}/input/{key}")
+        assert response.status_code == 200
+        return dict(json.loads(response.text))
+
+    return eventually(stored, timeout=30)
+
+
 def test_prefect_flow_paused_for_input_is_resumed_by_other_processes(
     prefect: PrefectRunner, flowplane_server: Server, api: httpx.Client
 ) -> None:
@@ -59,7 +70,8 @@ def test_prefect_flow_paused_for_input_is_resumed_by_other_processes(
         state = _paused_state(api, run_id, "1")
         keyset = state["state_details"]["run_input_keyset"]
         assert keyset["schema"] == "paused-1-schema"
-        schema = json.loads(api.get(f"/flow_runs/{run_id}/input/{keyset['schema']}").text)
+
+        schema = _stored_schema(api, run_id, keyset["schema"])
         assert set(schema["required"]) == {"item", "quantity"}
 
         # Our CLI: input that does not match is refused with the server's reason, then accepted.
@@ -80,6 +92,7 @@ def test_prefect_flow_paused_for_input_is_resumed_by_other_processes(
 
         # Second pause waits for a plain int; the real Prefect client resumes it.
         _paused_state(api, run_id, "2")
+        assert _stored_schema(api, run_id, "paused-2-schema")["title"] == "intAutomaticRunInput"
         resumer = textwrap.dedent(
             f"""
             from prefect.flow_runs import resume_flow_run

@@ -24,7 +24,13 @@ from typing import Any, TypeVar, overload
 from uuid import UUID, uuid4
 
 from flowplane.core.states import StateType
-from flowplane.exceptions import CancelledRun, FlowPauseTimeout, NotPausedError, Pause
+from flowplane.exceptions import (
+    CancelledRun,
+    FlowPauseTimeout,
+    NotPausedError,
+    ObjectAlreadyExists,
+    Pause,
+)
 from flowplane.sdk._engine import Api, Blocking, Sleep
 from flowplane.sdk.context import FlowRunContext, TaskRunContext
 from flowplane.sdk.input import (
@@ -95,6 +101,15 @@ def _waiting_state(wait_for_input: Any, state: Any) -> tuple[type[Any] | None, K
     return input_cls, keyset
 
 
+def _save_schema(input_cls: Any, keyset: Keyset, flow_run_id: UUID) -> Steps:
+    """Store the input's schema (and description); kept if this keyset already has one
+    (the same pause in an earlier attempt of the run)."""
+    try:
+        yield from input_cls.save_steps(keyset, flow_run_id)
+    except ObjectAlreadyExists:
+        pass
+
+
 def _pause_steps(
     context: FlowRunContext,
     wait_for_input: Any,
@@ -113,6 +128,10 @@ def _pause_steps(
         pause_expiration_time=_expiration(timeout), reschedule=False, pause_key=pause_key
     )
     input_cls, keyset = _waiting_state(wait_for_input, proposed)
+    if input_cls is not None:
+        # Stored before the run is Paused, so whoever sees it paused can resume it at once.
+        assert keyset is not None
+        yield from _save_schema(input_cls, keyset, flow_run_id)
     # Whoever looks at the paused run sees the lines and task runs written so far.
     yield Blocking(context.record.writer.flush)
     state = yield from _propose(flow_run_id, proposed, "paused")
@@ -126,9 +145,6 @@ def _pause_steps(
         raise RuntimeError(
             f"Flow run cannot be paused. Received non-paused state from API: {state}"
         )
-    if input_cls is not None:
-        assert keyset is not None
-        yield from input_cls.save_steps(keyset, flow_run_id)
 
     deadline = time.monotonic() + timeout
     delays = poll_delays(poll_interval)
@@ -252,6 +268,9 @@ def _suspend_steps(
         pause_key = key or str(uuid4())
     proposed = Suspended(pause_expiration_time=_expiration(timeout), pause_key=pause_key)
     input_cls, keyset = _waiting_state(wait_for_input, proposed)
+    if input_cls is not None:
+        assert keyset is not None
+        yield from _save_schema(input_cls, keyset, run_id)
     state = yield from _propose(run_id, proposed, "suspended")
     if state is not None and state.type is StateType.RUNNING:
         # This suspension already fired and the run was resumed: carry on.
@@ -263,9 +282,6 @@ def _suspend_steps(
         raise RuntimeError(
             f"Flow run cannot be suspended. Received unexpected state from API: {state}"
         )
-    if input_cls is not None:
-        assert keyset is not None
-        yield from input_cls.save_steps(keyset, run_id)
     if current:
         from flowplane.sdk.states import State
 
