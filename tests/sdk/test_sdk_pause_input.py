@@ -494,3 +494,18 @@ def test_a_run_cancelled_while_paused_ends_cancelled(client) -> None:
         "Cancelling",
         "Cancelled",
     ]
+
+
+async def test_suspending_another_run_is_refused_without_a_deployment(client) -> None:
+    from flowplane.flow_runs import asuspend_flow_run
+
+    created = client.create_flow_run(
+        client.create_flow_from_name("elsewhere"), state={"type": "RUNNING"}
+    )
+    with pytest.raises(RuntimeError, match="Cannot suspend flows without a deployment"):
+        suspend_flow_run(flow_run_id=created.id, wait_for_input=int)
+    with pytest.raises(RuntimeError, match="Cannot suspend flows without a deployment"):
+        await asuspend_flow_run(flow_run_id=created.id)
+    with pytest.raises(RuntimeError, match="only be suspended from within a flow run"):
+        suspend_flow_run()
+    assert client.read_flow_run(created.id).state.type.value == "RUNNING"
