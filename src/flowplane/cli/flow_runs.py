@@ -1,4 +1,4 @@
-"""``flowplane flow-run``: list, inspect, read the logs of, delete, cancel and resume flow runs."""
+"""``flowplane flow-run``: list, inspect, read the logs of, delete and cancel flow runs."""
 
 from __future__ import annotations
 
