@@ -20,7 +20,6 @@ import orjson
 
 from flowplane.core.states import StateType
 from flowplane.exceptions import FlowRunTimeoutError, ObjectNotFound, TerminationSignal
-from flowplane.exceptions import Pause as SuspendedSignal
 from flowplane.sdk import _api
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Api, Blocking, Invoke, Sleep, drive_async, drive_sync
@@ -178,7 +177,9 @@ def flow_steps(
         yield Blocking(record.writer.flush)
         return state
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM, cancellation): the run crashed
-        if isinstance(exc, SuspendedSignal):
+        from flowplane.exceptions import Pause
+
+        if isinstance(exc, Pause):
             # Suspended: the API recorded it; this process stops running the run.
             record.writer.flush(10.0)
             raise
