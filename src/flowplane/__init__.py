@@ -58,6 +58,13 @@ _EXPORTS: dict[str, str] = {
     "runtime": "flowplane.runtime",
     # the API
     "get_client": "flowplane.client",
+    # pause and resume
+    "pause_flow_run": "flowplane.sdk.flow_runs",
+    "apause_flow_run": "flowplane.sdk.flow_runs",
+    "suspend_flow_run": "flowplane.sdk.flow_runs",
+    "asuspend_flow_run": "flowplane.sdk.flow_runs",
+    "resume_flow_run": "flowplane.sdk.flow_runs",
+    "aresume_flow_run": "flowplane.sdk.flow_runs",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -88,6 +95,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowplane.sdk.context import TaskRunContext as TaskRunContext
     from flowplane.sdk.context import get_run_context as get_run_context
     from flowplane.sdk.context import tags as tags
+    from flowplane.sdk.flow_runs import apause_flow_run as apause_flow_run
+    from flowplane.sdk.flow_runs import aresume_flow_run as aresume_flow_run
+    from flowplane.sdk.flow_runs import asuspend_flow_run as asuspend_flow_run
+    from flowplane.sdk.flow_runs import pause_flow_run as pause_flow_run
+    from flowplane.sdk.flow_runs import resume_flow_run as resume_flow_run
+    from flowplane.sdk.flow_runs import suspend_flow_run as suspend_flow_run
     from flowplane.sdk.flows import Flow as Flow
     from flowplane.sdk.flows import flow as flow
     from flowplane.sdk.futures import PrefectFuture as PrefectFuture

@@ -22,6 +22,8 @@ FlowplaneError
 │   ├── ParameterBindError        they do not fit the signature
 │   └── ParameterTypeError        they fail validation against the annotations
 ├── UpstreamTaskError             an upstream run did not complete
+├── NotPausedError                resuming a run that is not paused
+├── FlowPauseTimeout              a paused run was not resumed in time
 ├── MappingError                  ``Task.map`` got unusable arguments
 │   ├── MappingLengthMismatch     iterables of different lengths
 │   └── MappingMissingIterable    nothing to map over
@@ -32,6 +34,7 @@ TimeoutError (builtin)
 BaseException (control flow; never caught by ``except Exception``)
 └── FlowplaneSignal
     ├── Abort                     the API told the run to stop (ABORT)
+    ├── Pause                     the run was suspended; this process stops running it
     └── TerminationSignal         the process received SIGTERM
 """
 
@@ -164,6 +167,14 @@ class UpstreamTaskError(FlowplaneError):
     """A run depends on an upstream run that did not complete."""
 
 
+class NotPausedError(FlowplaneError):
+    """A run that is not paused was asked to resume."""
+
+
+class FlowPauseTimeout(FlowplaneError):
+    """A paused flow run was not resumed before its pause timed out."""
+
+
 class MappingError(FlowplaneError, ValueError):
     """``Task.map`` was given arguments it cannot map over."""
 
@@ -194,6 +205,18 @@ class FlowplaneSignal(BaseException):
 
 class Abort(FlowplaneSignal):
     """The API answered ABORT to a proposed state: the run must stop now."""
+
+
+class Pause(FlowplaneSignal):
+    """The run was suspended: this process stops executing it, to be run again once resumed.
+
+    Attributes:
+        state: the Suspended state the API recorded.
+    """
+
+    def __init__(self, *args: Any, state: Any = None) -> None:
+        super().__init__(*args)
+        self.state = state
 
 
 class TerminationSignal(FlowplaneSignal):

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     server_services_enabled: bool = Field(
         default=True, description="Run background services in the server."
     )
+    server_services_pause_expirations_enabled: bool = Field(
+        default=True, description="Fail paused flow runs whose pause timed out."
+    )
+    server_services_pause_expirations_loop_seconds: float = Field(
+        default=5.0, gt=0, description="How often to look for expired pauses, seconds."
+    )
     server_api_auth_string: SecretStr | None = Field(
         default=None, description="If set, clients must present it (basic auth or websocket token)."
     )

@@ -24,6 +24,8 @@ app = typer.Typer(help="View and manage flow runs.", no_args_is_help=True)
 
 LOGS_PAGE_SIZE = 200
 LOGS_DEFAULT_COUNT = 20
+#: The message of the Failed state a run ends in when its pause expires.
+PAUSE_EXPIRED = "The flow was paused and never resumed."
 
 
 def _state_name_filter(names: list[str]) -> list[str]:
@@ -258,3 +260,46 @@ def cancel(id: str = typer.Argument(..., help="The flow run's id.")) -> None:
         typer.echo(f"Flow run {run_id} was scheduled for cancellation.")
     else:
         fail(f"Flow run {run_id} could not be cancelled: {reason or result.status.value.lower()}")
+
+
+@app.command()
+def resume(
+    id: str = typer.Argument(..., help="The paused flow run's id."),
+    input: Optional[str] = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="The input the run waits for, as a JSON object, e.g. '{\"approved\": true}'.",
+    ),
+) -> None:
+    """Resume a paused flow run, with the input it waits for if it waits for some."""
+    import json
+
+    run_id = parse_id(id, "flow run")
+    run_input: dict[str, Any] | None = None
+    if input is not None:
+        try:
+            run_input = json.loads(input)
+        except ValueError as exc:
+            fail(f"--input is not valid JSON: {exc}")
+        if not isinstance(run_input, dict):
+            fail('--input must be a JSON object, e.g. \'{"name": "value"}\'.')
+    with api_client() as client:
+        run = _read_run(client, run_id)
+        if run.state is None or run.state.type.value != "PAUSED":
+            if run.state is not None and run.state.message == PAUSE_EXPIRED:
+                fail(f"Flow run {run_id} can no longer be resumed: its pause timed out.")
+            current = run.state.name if run.state is not None else "no state"
+            fail(f"Flow run {run_id} is not paused (it is {current}).")
+        result = client.resume_flow_run(run_id, run_input=run_input)
+    reason = getattr(result.details, "reason", None)
+    status = result.status.value
+    if status == "ABORT":
+        fail(f"Flow run {run_id} is not paused.")
+    if status == "REJECT":
+        if result.state is not None and result.state.type.value == "FAILED":
+            fail(f"Flow run {run_id} can no longer be resumed: its pause timed out.")
+        fail(f"Flow run {run_id} was not resumed: {reason or 'the orchestrator refused'}")
+    if status == "WAIT":
+        fail(f"Flow run {run_id} was not resumed yet: the orchestrator asked to wait; try again.")
+    typer.echo(f"Flow run {run_id} resumed.")

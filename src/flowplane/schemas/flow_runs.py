@@ -118,6 +118,13 @@ class FlowRunInput(ObjectModel):
     value: str
     sender: str | None = None
 
+    @property
+    def decoded_value(self) -> Any:
+        """The stored value, decoded from its JSON text."""
+        import json
+
+        return json.loads(self.value)
+
 
 class HistoryResponseState(WireModel):
     state_type: StateType

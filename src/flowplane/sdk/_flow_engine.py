@@ -192,6 +192,12 @@ def flow_steps(
         yield Blocking(record.writer.flush)
         return state
     except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM, cancellation): the run crashed
+        from flowplane.exceptions import Pause
+
+        if isinstance(exc, Pause):
+            # Suspended: the API recorded it; this process stops running the run.
+            record.writer.flush(10.0)
+            raise
         crashed = exception_to_crashed_state(exc)
         try:
             yield Api("set_flow_run_state", flow_run.id, _state_json(crashed), force=True)

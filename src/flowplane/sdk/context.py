@@ -53,6 +53,7 @@ class FlowRunContext:
         "log_prints",
         "start_time",
         "record",
+        "observed_flow_pauses",
     )
 
     def __init__(
@@ -72,6 +73,8 @@ class FlowRunContext:
         self.start_time = dt.datetime.now(dt.timezone.utc)
         #: The engine's bookkeeping for this run (writer, dynamic keys, client).
         self.record = record
+        #: Pauses met so far in this attempt (their count is the default pause key).
+        self.observed_flow_pauses: dict[str, int] = {}
 
     @classmethod
     def get(cls) -> FlowRunContext | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flowplane.server.services.event_persister import EventPersister
 from flowplane.server.services.lease_expiry import LeaseExpiry
+from flowplane.server.services.pause_expirations import PauseExpirations
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 
 
@@ -18,8 +19,13 @@ def build_services(app: Any) -> list[Any]:
     """
     db = app.state.db
     bus = app.state.bus
-    return [
+    settings = getattr(app.state, "settings", None)
+    services: list[Any] = [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
         LeaseExpiry(db),
     ]
+    if settings is None or settings.server_services_pause_expirations_enabled:
+        interval = settings.server_services_pause_expirations_loop_seconds if settings else 5.0
+        services.append(PauseExpirations(db, bus, interval=interval))
+    return services

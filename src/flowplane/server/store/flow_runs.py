@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -506,3 +506,47 @@ async def read_input(session: AsyncSession, run_id: UUID, key: str) -> FlowRunIn
 async def delete_input(session: AsyncSession, run_id: UUID, key: str) -> bool:
     stmt = sa.delete(_INPUT).where(_INPUT.c.flow_run_id == run_id, _INPUT.c.key == key)
     return await execute_count(session, stmt) > 0
+
+
+# --- pauses --------------------------------------------------------------------------------
+
+
+async def paused_runs(
+    session: AsyncSession, after: UUID | None, limit: int
+) -> list[tuple[UUID, UUID | None, datetime | None]]:
+    """Paused runs by id after ``after``: ``(run id, state id, pause timeout)`` each.
+
+    The state type is indexed, so an idle server pays one cheap lookup per pass.
+    """
+    state = FLOW_RUNS.state
+    stmt = (
+        sa.select(_RUN.c.id, _RUN.c.state_id, state.c.state_details)
+        .select_from(runs.with_state(FLOW_RUNS))
+        .where(_RUN.c.state_type == StateType.PAUSED.value)
+        .order_by(_RUN.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(_RUN.c.id > after)
+    found = []
+    for row in (await session.execute(stmt)).all():
+        timeout = (row.state_details or {}).get("pause_timeout")
+        found.append((row.id, row.state_id, _timestamp(timeout) if timeout else None))
+    return found
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """A stored ISO timestamp as aware UTC (None if it cannot be read)."""
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+async def lock_state_id(session: AsyncSession, run_id: UUID) -> UUID | None:
+    """The run's current state id, with the run locked until the transaction ends (PostgreSQL)."""
+    stmt = sa.select(_RUN.c.state_id).where(_RUN.c.id == run_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
