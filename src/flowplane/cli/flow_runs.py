@@ -1,4 +1,4 @@
-"""``flowplane flow-run``: list, inspect, read the logs of, execute, delete and cancel flow runs."""
+"""``flowplane flow-run``: list, inspect, read the logs of, execute, resume, delete and cancel flow runs."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def execute(
 ) -> None:
     """Run an existing flow run in this process, as a worker does: exit 0 if it ends Completed."""
     from flowplane.cli._api import one_line_errors
-    from flowplane.exceptions import ObjectNotFound
+    from flowplane.exceptions import ObjectNotFound, Pause
 
     run_id = parse_id(id, "flow run")
     with one_line_errors():
@@ -216,6 +216,10 @@ def execute(
             state = execute_flow_run(run_id, entrypoint)
         except ObjectNotFound:
             fail(f"Flow run {run_id} not found.")
+        except Pause:
+            # Suspended: this process is done with it; it runs again once resumed.
+            typer.echo(f"Flow run {run_id} is suspended; it will run again when resumed.")
+            return
     if state.type.value != "COMPLETED":
         raise typer.Exit(1)
 

@@ -35,7 +35,9 @@ from flowplane.worker.templates import PROCESS_BASE_JOB_TEMPLATE, Launch, launch
 
 logger = logging.getLogger("flowplane.worker")
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+#: States in which a run whose process has exited was cut short (Paused/Suspended and
+#: Scheduled are fine: it was suspended, or rescheduled, and runs again later).
+STILL_RUNNING = frozenset({"PENDING", "RUNNING"})
 
 
 @dataclass
@@ -254,7 +256,7 @@ class ProcessWorker:
             if job.cancelling:
                 self._set(run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped.")
                 logger.info("Flow run %s cancelled.", run_id)
-            elif state is not None and state not in TERMINAL:
+            elif state in STILL_RUNNING:
                 self._crash(
                     run_id, f"The flow run's process exited with status {code} before it finished."
                 )
