@@ -53,6 +53,7 @@ class FlowRunContext:
         "log_prints",
         "start_time",
         "record",
+        "results",
     )
 
     def __init__(
@@ -72,6 +73,8 @@ class FlowRunContext:
         self.start_time = dt.datetime.now(dt.timezone.utc)
         #: The engine's bookkeeping for this run (writer, dynamic keys, client).
         self.record = record
+        #: What its tasks persist by default (worked out by the first task that asks).
+        self.results: Any = None
 
     @classmethod
     def get(cls) -> FlowRunContext | None:
