@@ -50,6 +50,7 @@ def _register_optional_groups() -> None:
         ("task_runs", "task-run"),
         ("config", "config"),
         ("profiles", "profile"),
+        ("cache", "cache"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

@@ -190,8 +190,10 @@ class TaskResults:
         task = self.task
         rollback_hooks = [self._rolled_back, *task.on_rollback_hooks]
         if self.store is not None:
+            # Only records under a cache key are cache records (named after their task);
+            # other results get a random key and no task name, so cache clear leaves them.
             result_record = self.store.create_result_record(
-                value, self.key, self.expiration, task_name=task.name
+                value, self.key, self.expiration, task_name=task.name if self.key else None
             )
             self.txn.stage(result_record, rollback_hooks, list(task.on_commit_hooks))
             return result_record.metadata.to_dict()

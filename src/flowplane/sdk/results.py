@@ -362,14 +362,21 @@ def load_result(metadata: dict[str, Any] | ResultRecordMetadata) -> Any:
 def list_cache_records(
     storage: str | os.PathLike[str] | None = None, task: str | None = None
 ) -> list[ResultRecordMetadata]:
-    """The records in a result storage (default: the default storage), newest first.
+    """The cache records in a result storage (default: the default storage), newest first.
+
+    Cache records are those task runs wrote under a cache key; other results (flow
+    results, results without a cache key) are not listed.
 
     Args:
         storage: a folder or fsspec URL.
         task: only records written by runs of the task with this name.
     """
     store = ResultStore(result_storage=storage, serializer="pickle")
-    records = [r for r in store.records() if task is None or r.task_name == task]
+    records = [
+        r
+        for r in store.records()
+        if r.task_name is not None and (task is None or r.task_name == task)
+    ]
     epoch = dt.datetime.min.replace(tzinfo=UTC)
     return sorted(records, key=lambda r: r.created or epoch, reverse=True)
 
@@ -379,7 +386,7 @@ def clear_cache(
     task: str | None = None,
     key: str | None = None,
 ) -> list[str]:
-    """Delete cache records so the next run of their tasks runs again.
+    """Delete cache records (never other results) so the next run of their tasks runs again.
 
     Args:
         storage: a folder or fsspec URL (default: the default storage).
@@ -398,6 +405,8 @@ def clear_cache(
             metadata = _metadata_only(store.result_storage.read(key))
         except (FileNotFoundError, ValueError, KeyError):
             raise ValueError(f"No cache record with key {key!r} in {store.result_storage.url}.")
+        if metadata.task_name is None:
+            raise ValueError(f"Record {key!r} is a result, not a cache record; it was left alone.")
         if task is not None and metadata.task_name != task:
             raise ValueError(
                 f"Cache record {key!r} belongs to task {metadata.task_name!r}, not {task!r}."
@@ -406,7 +415,7 @@ def clear_cache(
         return [key]
     deleted = []
     for metadata in store.records():
-        if task is None or metadata.task_name == task:
+        if metadata.task_name is not None and (task is None or metadata.task_name == task):
             store.delete(metadata.storage_key)
             deleted.append(metadata.storage_key)
     return deleted

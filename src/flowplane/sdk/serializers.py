@@ -28,6 +28,13 @@ __all__ = [
 ]
 
 
+def _import(name: str, what: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ValueError(f"The {what} library {name!r} cannot be imported.") from None
+
+
 class Serializer:
     """Turns objects into ASCII bytes and back; ``type`` names it in result metadata."""
 
@@ -60,7 +67,7 @@ class PickleSerializer(Serializer):
     type: ClassVar[str] = "pickle"
 
     def __init__(self, picklelib: str = "cloudpickle") -> None:
-        module = importlib.import_module(picklelib)
+        module = _import(picklelib, "pickle")
         if not (hasattr(module, "dumps") and hasattr(module, "loads")):
             raise ValueError(f"Pickle library {picklelib!r} has no dumps/loads.")
         self.picklelib = picklelib
@@ -114,7 +121,7 @@ class CompressedSerializer(Serializer):
         self, serializer: Serializer | str = "pickle", compressionlib: str = "lzma"
     ) -> None:
         self.serializer = resolve_serializer(serializer)
-        module = importlib.import_module(compressionlib)
+        module = _import(compressionlib, "compression")
         if not (hasattr(module, "compress") and hasattr(module, "decompress")):
             raise ValueError(f"Compression library {compressionlib!r} has no compress/decompress.")
         self.compressionlib = compressionlib
