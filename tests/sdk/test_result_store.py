@@ -14,18 +14,16 @@ import pytest
 from flowplane.locking.filesystem import FileSystemLockManager
 from flowplane.locking.memory import MemoryLockManager
 from flowplane.results import ResultRecord, ResultStore, clear_cache, list_cache_records
+from flowplane.sdk.serializers import resolve_serializer, serializer_from_dict
 from flowplane.serializers import (
     CompressedJSONSerializer,
     CompressedPickleSerializer,
     JSONSerializer,
     PickleSerializer,
 )
-from flowplane.sdk.serializers import resolve_serializer, serializer_from_dict
 
 
-@pytest.mark.parametrize(
-    "name", ["pickle", "json", "compressed/pickle", "compressed/json"]
-)
+@pytest.mark.parametrize("name", ["pickle", "json", "compressed/pickle", "compressed/json"])
 def test_serializers_round_trip_through_their_metadata(name: str) -> None:
     serializer = resolve_serializer(name)
     value = {"a": [1, 2, 3], "b": "text" * 50}

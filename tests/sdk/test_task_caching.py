@@ -54,7 +54,9 @@ def test_a_cached_task_does_not_run_again_and_is_recorded_as_cached(
     assert all(r.cache_key for r in runs)
     assert len({r.cache_key for r in runs}) == 2
     stored = sorted(os.listdir(flowplane_home / "storage"))
-    assert sorted({r.cache_key for r in runs}) == [k for k in stored if k in {r.cache_key for r in runs}]
+    assert sorted({r.cache_key for r in runs}) == [
+        k for k in stored if k in {r.cache_key for r in runs}
+    ]
 
 
 def test_without_persistence_tasks_are_not_cached_and_nothing_is_written(
@@ -119,8 +121,10 @@ def test_cache_expiration_and_refresh_cache(flowplane_home: Path) -> None:
     assert second.name == "Cached"
     assert second.state_details.cache_expiration is not None
     expires = second.state_details.cache_expiration
-    assert dt.timedelta(minutes=59) < expires - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(
-        hours=1
+    assert (
+        dt.timedelta(minutes=59)
+        < expires - dt.datetime.now(dt.timezone.utc)
+        <= dt.timedelta(hours=1)
     )
 
 

@@ -59,7 +59,7 @@ def ls(
     table.add_column("Created", no_wrap=True)
     table.add_column("Expires", no_wrap=True)
     table.add_column("Serializer", no_wrap=True)
-    for record, row in zip(records, rows):
+    for record, row in zip(records, rows, strict=True):
         if record.expiration is None:
             expires = "never"
         elif row["expired"]:
