@@ -348,9 +348,15 @@ def load_result(metadata: dict[str, Any] | ResultRecordMetadata) -> Any:
 
     if isinstance(metadata, dict):
         metadata = ResultRecordMetadata.from_dict(metadata)
-    storage = ResultStorage(metadata.storage) if metadata.storage else get_default_result_storage()
+    key = metadata.storage_key
+    if metadata.storage:
+        storage = ResultStorage(metadata.storage)
+    elif os.path.isabs(key):  # Prefect's local records name their full path
+        storage, key = ResultStorage(os.path.dirname(key)), os.path.basename(key)
+    else:
+        storage = get_default_result_storage()
     try:
-        data = storage.read(metadata.storage_key)
+        data = storage.read(key)
     except FileNotFoundError:
         raise MissingResult(
             f"The persisted result {metadata.storage_key!r} is not in {storage.url!r} "
