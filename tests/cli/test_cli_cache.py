@@ -64,9 +64,52 @@ def test_cache_ls_and_clear(flowplane_home: Path) -> None:
     assert ok("cache", "clear", "--storage", str(other)).strip() == "Deleted 0 cache record(s)."
 
 
+SCRIPT = """
+import sys
+from pathlib import Path
+from flowplane import flow, task
+from flowplane.cache_policies import INPUTS
+
+@task(cache_policy=INPUTS)
+def compute(x):
+    with Path(sys.argv[1]).open("a") as f:
+        f.write("ran\\n")
+    return x
+
+@flow
+def pipeline():
+    return compute(5)
+
+pipeline()
+"""
+
+
 def test_a_cleared_cache_makes_the_task_run_again(flowplane_home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "cached.py"
+    script.write_text(SCRIPT)
+    marker = tmp_path / "marker"
+
+    def run() -> None:
+        done = subprocess.run(
+            [sys.executable, str(script), str(marker)], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+
+    run()
+    run()
+    assert marker.read_text() == "ran\n"
+    assert ok("cache", "clear", "--task", "compute").strip() == "Deleted 1 cache record(s)."
+    run()
+    assert marker.read_text() == "ran\nran\n"
+
+
+def test_clearing_in_process_is_seen_at_once(flowplane_home: Path) -> None:
     from flowplane import flow, task
     from flowplane.cache_policies import INPUTS
+    from flowplane.results import clear_cache
 
     calls: list[int] = []
 
@@ -82,6 +125,6 @@ def test_a_cleared_cache_makes_the_task_run_again(flowplane_home: Path, tmp_path
     pipeline()
     pipeline()
     assert calls == [5]
-    ok("cache", "clear", "--task", "compute")
+    assert len(clear_cache(task="compute")) == 1
     pipeline()
     assert calls == [5, 5]

@@ -9,7 +9,6 @@ check the engine makes; everything else happens in :class:`TaskResults`.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from flowplane.core.states import StateType
@@ -77,20 +76,24 @@ def needs_results(task: Task[Any, Any], flow_ctx: FlowRunContext | None) -> bool
 _stores: dict[tuple[Any, ...], ResultStore] = {}
 
 
-def _store(storage: Any, serializer: Any, lock_manager: Any) -> ResultStore:
+def _store(storage: Any, serializer: Any, lock_manager: Any, in_memory: bool = True) -> ResultStore:
     from flowplane.sdk.results import ResultStore
 
     cache_key = (
         storage if isinstance(storage, str) else id(storage),
         serializer if isinstance(serializer, str) else id(serializer),
         id(lock_manager),
+        in_memory,
     )
     store = _stores.get(cache_key)
     if store is None:
         if len(_stores) > 256:
             _stores.clear()
         store = _stores[cache_key] = ResultStore(
-            result_storage=storage, serializer=serializer, lock_manager=lock_manager
+            result_storage=storage,
+            serializer=serializer,
+            lock_manager=lock_manager,
+            cache_result_in_memory=in_memory,
         )
     return store
 
@@ -132,7 +135,11 @@ class TaskResults:
         )
         storage = policy.key_storage or task.result_storage or defaults.storage
         serializer = task.result_serializer or defaults.serializer
-        self.store = _store(storage, serializer, policy.lock_manager) if persist else None
+        self.store = (
+            _store(storage, serializer, policy.lock_manager, task.cache_result_in_memory)
+            if persist
+            else None
+        )
         self.txn = Transaction(
             key=key,
             store=self.store,
@@ -182,8 +189,9 @@ class TaskResults:
         if self.expiration is None and metadata.expiration is not None:
             self.expiration = metadata.expiration
         self.record.result = self.cached.result
-        self.emit("Cached", metadata.to_dict())
-        self._attach_state(metadata.to_dict(), self.cached.result)
+        data = metadata.to_dict()
+        self.emit("Cached", data)
+        self.record.state_data = data
 
     def stage(self, value: Any) -> dict[str, Any] | None:
         """Stage ``value`` in the transaction (a result record when persisting); its metadata."""
@@ -202,28 +210,21 @@ class TaskResults:
 
     def complete(self, value: Any, metadata: dict[str, Any] | None) -> None:
         """Record the Completed state (after the transaction closed)."""
-        self.record.result = value
+        record = self.record
+        record.result = value
         self.emit("Completed", metadata)
         if metadata is not None:
-            in_memory = value if self.task.cache_result_in_memory is not False else _DROPPED
-            self._attach_state(metadata, in_memory)
-            if in_memory is _DROPPED:
-                self.record.result = None
+            record.state_data = metadata
+            if self.task.cache_result_in_memory is False:
+                # Keep only the reference: result() loads the value from storage.
+                from flowplane.sdk.states import _UNSET
 
-    def _attach_state(self, metadata: dict[str, Any], value: Any) -> None:
-        state = self.record.state()
-        state.data = metadata
-        if value is _DROPPED:
-            from flowplane.sdk.states import _UNSET
-
-            state._result = _UNSET
-        self.record.final_state = state
+                state = record.state()
+                state._result = _UNSET
+                record.result = None
 
     def _rolled_back(self, txn: Transaction) -> None:
         self.emit("RolledBack", None, message="Task rolled back as part of transaction")
-
-
-_DROPPED: Any = object()
 
 
 # --- flow results -------------------------------------------------------------------------
@@ -253,9 +254,10 @@ def persist_flow_result(flow: Flow[Any, Any], state: State[Any], settings: Setti
         flow.result_storage or settings.resolved_result_storage,
         flow.result_serializer or settings.results_default_serializer,
         None,
+        flow.cache_result_in_memory,
     )
     try:
-        record = store.write(value, key=uuid.uuid4().hex)
+        record = store.write(value)
     except Exception as exc:
         return Failed(
             message=f"The flow run's result could not be persisted: {type(exc).__name__}: {exc}",

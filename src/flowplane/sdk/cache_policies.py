@@ -63,8 +63,23 @@ def hash_objects(*objects: Any) -> str | None:
     return hashlib.md5(blob, usedforsecurity=False).hexdigest()
 
 
+_digests: dict[Any, str] = {}
+
+
 def code_digest(fn: Callable[..., Any]) -> str:
     """A digest of a function's compiled code, stable across processes (nested code included)."""
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        known = _digests.get(code)
+        if known is None:
+            if len(_digests) > 4096:
+                _digests.clear()
+            known = _digests[code] = _code_digest(fn)
+        return known
+    return _code_digest(fn)
+
+
+def _code_digest(fn: Callable[..., Any]) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:
         inner = getattr(fn, "__wrapped__", None) or type(fn).__call__

@@ -14,9 +14,11 @@ import json
 import os
 import socket
 import threading
-import uuid
+import time
+from collections import OrderedDict
 from typing import Any
 
+from flowplane.sdk._records import new_id
 from flowplane.sdk._storage import ResultStorage
 from flowplane.sdk.locking import LockManager, MemoryLockManager
 from flowplane.sdk.serializers import Serializer, resolve_serializer, serializer_from_dict
@@ -161,6 +163,22 @@ def _metadata_only(data: bytes) -> ResultRecordMetadata:
     return ResultRecordMetadata.from_dict(doc["metadata"])
 
 
+#: Records this process wrote or read, by (storage URL, key), with when: cache hits without I/O.
+_memory: OrderedDict[tuple[str, str], tuple[float, ResultRecord]] = OrderedDict()
+_MEMORY_SIZE = 1000
+#: How long a remembered record answers ``exists`` before storage is asked again.
+MEMORY_SECONDS = 2.0
+
+
+def _remember(memory_key: tuple[str, str], record: ResultRecord) -> None:
+    _memory[memory_key] = (time.monotonic(), record)
+    if len(_memory) > _MEMORY_SIZE:
+        try:
+            _memory.popitem(last=False)
+        except KeyError:
+            pass
+
+
 class ResultStore:
     """Reads and writes result records in one storage, with locks for SERIALIZABLE transactions.
 
@@ -198,6 +216,7 @@ class ResultStore:
         self.serializer = resolve_serializer(serializer)
         self.lock_manager: LockManager = lock_manager or MemoryLockManager()
         self.cache_result_in_memory = cache_result_in_memory
+        self._recent = threading.local()
 
     def __repr__(self) -> str:
         return f"ResultStore(result_storage={self.result_storage.url!r}, serializer={self.serializer!r})"
@@ -213,7 +232,7 @@ class ResultStore:
     ) -> ResultRecord:
         """A record for ``obj`` (not yet stored); a random key when ``key`` is None."""
         metadata = ResultRecordMetadata(
-            storage_key=key or uuid.uuid4().hex,
+            storage_key=key or new_id().hex,
             serializer=self.serializer,
             expiration=expiration,
             storage=self.result_storage.url,
@@ -233,6 +252,10 @@ class ResultStore:
         if self.lock_manager.is_locked(key) and not self.lock_manager.is_lock_holder(key, holder):
             raise RuntimeError(f"Cannot write result {key!r}: it is locked by another holder.")
         self.result_storage.write(key, record.serialize())
+        if self.cache_result_in_memory:
+            _remember((self.result_storage.url, key), record)
+        else:
+            _memory.pop((self.result_storage.url, key), None)
 
     def write(
         self,
@@ -255,18 +278,48 @@ class ResultStore:
         holder = holder or default_holder()
         if self.lock_manager.is_locked(key) and not self.lock_manager.is_lock_holder(key, holder):
             self.lock_manager.wait_for_lock(key)
-        return ResultRecord.deserialize(self.result_storage.read(key))
+        memory_key = (self.result_storage.url, key)
+        known = _memory.get(memory_key)
+        if known is not None:
+            return known[1]
+        # exists() just read these bytes in this thread (a cache lookup): no second read.
+        recent = self._recent.__dict__.pop("item", None)
+        if recent is not None and recent[0] == key:
+            data = recent[1]
+        else:
+            data = self.result_storage.read(key)
+        record = ResultRecord.deserialize(data)
+        if self.cache_result_in_memory:
+            _remember(memory_key, record)
+        return record
 
     def exists(self, key: str) -> bool:
-        """Whether an unexpired record is stored under ``key``."""
+        """Whether an unexpired record is stored under ``key``.
+
+        Records this process wrote or read in the last ``MEMORY_SECONDS`` are answered
+        from memory (no I/O: on a busy process every file access can wait a thread switch
+        interval for the GIL), so a record another process deletes is noticed within that
+        time; deletions through this process are seen at once.
+        """
+        memory_key = (self.result_storage.url, key)
+        known = _memory.get(memory_key)
+        if known is not None:
+            if time.monotonic() - known[0] < MEMORY_SECONDS:
+                return not known[1].metadata.is_expired()
+            _memory.pop(memory_key, None)
         try:
-            metadata = _metadata_only(self.result_storage.read(key))
+            data = self.result_storage.read(key)
+            metadata = _metadata_only(data)
         except (FileNotFoundError, ValueError, KeyError):
             return False
-        return not metadata.is_expired()
+        if metadata.is_expired():
+            return False
+        self._recent.item = (key, data)
+        return True
 
     def delete(self, key: str) -> bool:
         """Remove the record under ``key``; False when there was none."""
+        _memory.pop((self.result_storage.url, key), None)
         return self.result_storage.delete(key)
 
     def records(self) -> list[ResultRecordMetadata]:

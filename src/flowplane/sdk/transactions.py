@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextvars
 import enum
 import inspect
+import itertools
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("flowplane.transactions")
+
+#: Numbers the transactions of this process (their lock-holder names).
+_serial = itertools.count()
 
 
 class IsolationLevel(str, enum.Enum):
@@ -104,7 +107,7 @@ class Transaction:
         self._has_staged = False
         self._data: dict[str, Any] = {}
         self._token: contextvars.Token[Transaction | None] | None = None
-        self._holder = f"{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex}"
+        self._holder = f"{os.getpid()}:{threading.get_ident()}:{next(_serial)}"
         self._locked = False
 
     def __repr__(self) -> str:
