@@ -29,7 +29,7 @@ from flowplane.sdk import _api
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import TaskRunRecord, new_id, now
-from flowplane.sdk._task_results import TaskResults, needs_results
+from flowplane.sdk._task_results import TaskResults, needs_results, note_settings
 from flowplane.sdk.annotations import BaseAnnotation, allow_failure, opaque, quote, unmapped
 from flowplane.sdk.context import FlowRunContext, Frame, TaskRunContext, current_frame
 from flowplane.sdk.futures import PrefectFuture, PrefectFutureList
@@ -155,7 +155,9 @@ def prepare(task: Task[Any, Any], parameters: dict[str, Any], wait_for: Any) -> 
         default_name = f"{task.name}-{dynamic_key}"
     else:
         dynamic_key = f"{task.task_key}-{new_id().hex}"
-        writer = _api.writer(_api.current_settings())
+        settings = _api.current_settings()
+        writer = _api.writer(settings)
+        note_settings(settings)
         default_name = task.name
     name = (
         render_run_name(task.task_run_name, parameters) if task.task_run_name else None

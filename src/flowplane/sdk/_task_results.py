@@ -9,6 +9,7 @@ check the engine makes; everything else happens in :class:`TaskResults`.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import TYPE_CHECKING, Any
 
 from flowplane.core.states import StateType
@@ -38,12 +39,28 @@ class ResultDefaults:
         self.serializer = serializer
 
 
+_standalone = threading.local()
+#: Standalone runs' defaults, per settings object (settings are cached until they change).
+_by_settings: dict[int, tuple[Settings, ResultDefaults]] = {}
+
+
+def note_settings(settings: Settings) -> None:
+    """The settings a standalone task run was prepared with in this thread (saves reading them twice)."""
+    _standalone.settings = settings
+
+
 def _defaults(flow_ctx: FlowRunContext | None) -> ResultDefaults:
     if flow_ctx is not None and flow_ctx.results is not None:
         return flow_ctx.results  # type: ignore[no-any-return]
-    from flowplane.sdk._api import current_settings
+    settings = _standalone.__dict__.pop("settings", None) if flow_ctx is None else None
+    if settings is None:
+        from flowplane.sdk._api import current_settings
 
-    settings = current_settings()
+        settings = current_settings()
+    if flow_ctx is None:
+        known = _by_settings.get(id(settings))
+        if known is not None and known[0] is settings:
+            return known[1]
     flow = flow_ctx.flow if flow_ctx is not None else None
     flow_persist = None
     if flow is not None:
@@ -61,6 +78,10 @@ def _defaults(flow_ctx: FlowRunContext | None) -> ResultDefaults:
     )
     if flow_ctx is not None:
         flow_ctx.results = defaults
+    else:
+        if len(_by_settings) > 64:
+            _by_settings.clear()
+        _by_settings[id(settings)] = (settings, defaults)
     return defaults
 
 
@@ -70,7 +91,10 @@ def needs_results(task: Task[Any, Any], flow_ctx: FlowRunContext | None) -> bool
         return True
     if _current.get() is not None:
         return True
-    return _defaults(flow_ctx).persist
+    defaults = flow_ctx.results if flow_ctx is not None else None
+    if defaults is None:
+        defaults = _defaults(flow_ctx)
+    return defaults.persist  # type: ignore[no-any-return]
 
 
 _stores: dict[tuple[Any, ...], ResultStore] = {}
