@@ -187,3 +187,54 @@ def test_a_failing_task_stages_nothing_and_its_own_hooks_stay_silent() -> None:
 
     assert pipeline() == "FAILED"
     assert log == []
+
+
+def test_a_cached_task_in_a_transaction_writes_its_record_only_if_the_transaction_commits(
+    flowplane_home: Path,
+) -> None:
+    from flowplane.cache_policies import INPUTS, TASK_SOURCE
+
+    calls: list[int] = []
+
+    @task(cache_policy=INPUTS + TASK_SOURCE)
+    def compute(x: int) -> int:
+        calls.append(x)
+        return x * 3
+
+    @flow
+    def pipeline(fail: bool) -> int:
+        with transaction():
+            value = compute(1)
+            if fail:
+                assert not (flowplane_home / "storage").exists()  # staged, not written yet
+                raise RuntimeError("abandon")
+        return value
+
+    assert pipeline(True, return_state=True).type.value == "FAILED"
+    assert not (flowplane_home / "storage").exists() or not any(
+        (flowplane_home / "storage").iterdir()
+    )
+    assert pipeline(False) == 3
+    assert len(list((flowplane_home / "storage").iterdir())) == 1
+    assert pipeline(False) == 3
+    assert calls == [1, 1]  # the rolled-back run's value was never cached
+
+
+def test_result_options_survive_with_options_and_pickling() -> None:
+    import datetime as dt
+    import cloudpickle as pickle
+
+    from flowplane.cache_policies import INPUTS
+
+    @task(cache_policy=INPUTS - "debug", cache_expiration=dt.timedelta(minutes=5))
+    def compute(x: int, debug: bool = False) -> int:
+        return x
+
+    copy = compute.with_options(refresh_cache=True, result_serializer="json")
+    assert copy.refresh_cache and copy.result_serializer == "json"
+    assert copy.cache_expiration == dt.timedelta(minutes=5)
+    assert copy.cache_policy.exclude == ["debug"]
+    again = pickle.loads(pickle.dumps(compute.with_options(persist_result=False)))
+    assert again.persist_result is False and again.cache_policy.__class__.__name__ == "NoCache"
+    plain = pickle.loads(pickle.dumps(task(abs)))
+    assert not plain.results_explicit
