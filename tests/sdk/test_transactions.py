@@ -222,6 +222,7 @@ def test_a_cached_task_in_a_transaction_writes_its_record_only_if_the_transactio
 
 def test_result_options_survive_with_options_and_pickling() -> None:
     import datetime as dt
+
     import cloudpickle as pickle
 
     from flowplane.cache_policies import INPUTS
