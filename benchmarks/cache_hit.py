@@ -43,7 +43,7 @@ def run(argv: list[str] | None = None) -> Report:
     parser.add_argument("--quick", action="store_true", help="50 calls instead of 300")
     parser.add_argument("--skip-prefect", action="store_true")
     parser.add_argument("--check", action="store_true", help="(no budgets yet; accepted)")
-    args = parser.parse_args(argv)
+    args, _unknown = parser.parse_known_args(argv)  # run.py passes extra args to every benchmark
     n = 50 if args.quick else 300
     impls = ["flowplane"] if args.skip_prefect else ["flowplane", "prefect"]
     results: dict[str, dict[str, float]] = {}
