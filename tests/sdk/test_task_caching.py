@@ -318,3 +318,41 @@ def test_a_cache_hit_after_a_restart_and_results_loaded_in_another_process(
         for run in task_runs_of(client, flow_run_id, 2):
             value = State.from_wire(run.state).result()
             assert value in ({"x": 3, "squared": 9}, [3, "plain"])
+
+
+def test_cached_runs_recorded_by_a_server_on_each_database(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "client"))
+    try:
+        from client_harness import ServerProcess
+    finally:
+        sys.path.pop(0)
+    from flowplane.client import get_client
+
+    (tmp_path / "server-home").mkdir()
+    server = ServerProcess(tmp_path / "server-home", FLOWPLANE_DATABASE_URL=database_url)
+    try:
+        monkeypatch.setenv("FLOWPLANE_API_URL", server.api_url)
+        calls: list[Any] = []
+        add = task(counting(calls), cache_policy=INPUTS + TASK_SOURCE, name="add")
+
+        @flow
+        def pipeline() -> int:
+            return add(20, 1)
+
+        first = pipeline(return_state=True)
+        second = pipeline(return_state=True)
+        assert calls == [(20, 1)]
+        with get_client(sync_client=True) as client:
+            runs = [
+                task_runs_of(client, s.state_details.flow_run_id, 1)[0] for s in (first, second)
+            ]
+        assert [r.state.name for r in runs] == ["Completed", "Cached"]
+        assert runs[0].cache_key == runs[1].cache_key == runs[1].state.state_details.cache_key
+        assert State.from_wire(runs[1].state).result() == 21
+    finally:
+        from flowplane.sdk.writer import close_all_writers
+
+        close_all_writers()
+        server.stop()
