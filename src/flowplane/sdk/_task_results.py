@@ -9,7 +9,6 @@ check the engine makes; everything else happens in :class:`TaskResults`.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import TYPE_CHECKING, Any
 
 from flowplane.core.states import StateType
@@ -39,20 +38,23 @@ class ResultDefaults:
         self.serializer = serializer
 
 
-_standalone = threading.local()
+#: The settings the latest standalone task run was prepared with (every run is prepared
+#: just before it runs, in this thread or the one that submitted it).
+_standalone_settings: Settings | None = None
 #: Standalone runs' defaults, per settings object (settings are cached until they change).
 _by_settings: dict[int, tuple[Settings, ResultDefaults]] = {}
 
 
 def note_settings(settings: Settings) -> None:
-    """The settings a standalone task run was prepared with in this thread (saves reading them twice)."""
-    _standalone.settings = settings
+    """The settings a standalone task run was prepared with (saves reading them twice)."""
+    global _standalone_settings
+    _standalone_settings = settings
 
 
 def _defaults(flow_ctx: FlowRunContext | None) -> ResultDefaults:
     if flow_ctx is not None and flow_ctx.results is not None:
         return flow_ctx.results  # type: ignore[no-any-return]
-    settings = _standalone.__dict__.pop("settings", None) if flow_ctx is None else None
+    settings = _standalone_settings if flow_ctx is None else None
     if settings is None:
         from flowplane.sdk._api import current_settings
 
