@@ -356,3 +356,23 @@ def test_cached_runs_recorded_by_a_server_on_each_database(
 
         close_all_writers()
         server.stop()
+
+
+def test_a_failing_cache_key_fn_fails_the_run_and_leaves_no_lock(flowplane_home: Path) -> None:
+    from flowplane.sdk.locking import MemoryLockManager
+
+    def bad_key(ctx: Any, inputs: dict[str, Any]) -> str:
+        raise KeyError("no key for you")
+
+    @task(cache_key_fn=bad_key)
+    def compute() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> Any:
+        state = compute(return_state=True)
+        return state.type.value, state.message
+
+    kind, message = pipeline()
+    assert kind == "FAILED" and "no key for you" in message
+    assert not MemoryLockManager()._locks

@@ -252,7 +252,9 @@ def task_steps(
                 try:
                     keeper = TaskResults(task, record, ctx, flow_ctx, get_transaction())
                     yield Blocking(keeper.begin)
-                except Exception as exc:
+                except Exception as exc:  # no key (a failing cache_key_fn), storage down...
+                    if keeper is not None:
+                        keeper.txn.close(True)  # gives back the key's lock, if taken
                     keeper = None
                     _fail(task, record, ctx, flow_ctx, exc)
                     return record
