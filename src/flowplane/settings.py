@@ -81,6 +81,24 @@ class Settings(BaseSettings):
         default=None, description="If set, clients must present it (basic auth or websocket token)."
     )
 
+    results_persist_by_default: bool = Field(
+        default=False, description="Persist every flow and task result unless told otherwise."
+    )
+    tasks_default_persist_result: bool | None = Field(
+        default=None, description="Persist task results by default (overrides the flow's default)."
+    )
+    results_default_serializer: str = Field(
+        default="pickle",
+        description="Serializer for persisted results (pickle, json, compressed/...).",
+    )
+    results_local_storage_path: Path | None = Field(
+        default=None, description="Folder for persisted results; default $FLOWPLANE_HOME/storage."
+    )
+    results_default_storage: str | None = Field(
+        default=None,
+        description="Default result storage: a folder or fsspec URL (s3://bucket/prefix).",
+    )
+
     @field_validator("logging_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -108,6 +126,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.home / 'flowplane.db'}"
+
+    @property
+    def resolved_result_storage(self) -> str:
+        """Where results go by default: the configured storage, else ``$FLOWPLANE_HOME/storage``."""
+        if self.results_default_storage:
+            return self.results_default_storage
+        return str(self.results_local_storage_path or self.home / "storage")
 
     @property
     def profiles_path(self) -> Path:

@@ -53,6 +53,7 @@ def _register_optional_groups() -> None:
         ("worker", "worker"),
         ("variables", "variable"),
         ("artifacts", "artifact"),
+        ("cache", "cache"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

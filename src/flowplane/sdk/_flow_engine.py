@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Api, Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import FlowRunRecord, new_id, now
 from flowplane.sdk._task_engine import _ATOMIC, _resolve, _scan
+from flowplane.sdk._task_results import persist_flow_result, persists
 from flowplane.sdk.context import FlowRunContext, Frame, current_frame
 from flowplane.sdk.loggers import flow_run_logger
 from flowplane.sdk.states import (
@@ -78,6 +80,8 @@ def _state_json(state: State[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": state.type.value, "name": state.name, "state_details": details}
     if state.message:
         out["message"] = state.message
+    if type(state.data) is dict and "storage_key" in state.data:
+        out["data"] = state.data  # a persisted result's metadata, for other processes
     return out
 
 
@@ -159,6 +163,8 @@ def flow_steps(
                 )
                 yield from _hooks(flow.on_running_hooks, flow, flow_run, running, frame)
             state = yield from _attempt(flow, parameters, runner, frame, log_prints, logger)
+            if state.type is StateType.COMPLETED and persists(flow, run.settings):
+                state = yield Blocking(partial(persist_flow_result, flow, state, run.settings))
             answer = yield from _propose(flow_run.id, state)
             if answer is None:
                 break  # accepted

@@ -202,6 +202,7 @@ class TaskRunRecord:
         "writer",
         "upstream",
         "needs_resolve",
+        "state_data",
     )
 
     def __init__(
@@ -263,6 +264,8 @@ class TaskRunRecord:
         self.result: Any = None
         #: The SDK State, once someone asked for it.
         self.final_state: State[Any] | None = None
+        #: The final state's ``data``: a persisted result's metadata (see ``_task_results``).
+        self.state_data: dict[str, Any] | None = None
 
     # --- state changes ---
 
@@ -338,6 +341,8 @@ class TaskRunRecord:
             StateType.CANCELLED,
         ):
             state._result = self.result
+            if self.state_data is not None:
+                state.data = self.state_data
             self.final_state = state
         return state
 

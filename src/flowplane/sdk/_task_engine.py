@@ -13,6 +13,7 @@ import datetime as dt
 import random
 import threading
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flowplane.core.retries import delay_for_retry, jittered
@@ -28,10 +29,12 @@ from flowplane.sdk import _api
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import TaskRunRecord, new_id, now
+from flowplane.sdk._task_results import TaskResults, needs_results, note_settings
 from flowplane.sdk.annotations import BaseAnnotation, allow_failure, opaque, quote, unmapped
 from flowplane.sdk.context import FlowRunContext, Frame, TaskRunContext, current_frame
 from flowplane.sdk.futures import PrefectFuture, PrefectFutureList
 from flowplane.sdk.loggers import task_run_logger
+from flowplane.sdk.transactions import get_transaction
 
 if TYPE_CHECKING:
     from flowplane.sdk.task_runners import TaskRunner
@@ -152,7 +155,9 @@ def prepare(task: Task[Any, Any], parameters: dict[str, Any], wait_for: Any) -> 
         default_name = f"{task.name}-{dynamic_key}"
     else:
         dynamic_key = f"{task.task_key}-{new_id().hex}"
-        writer = _api.writer(_api.current_settings())
+        settings = _api.current_settings()
+        writer = _api.writer(settings)
+        note_settings(settings)
         default_name = task.name
     name = (
         render_run_name(task.task_run_name, parameters) if task.task_run_name else None
@@ -231,6 +236,9 @@ def task_steps(
 
         printing = print_as_log()
         printing.__enter__()
+    # Persistence, caching and transactions: only for runs that need them (see _task_results).
+    keeper: TaskResults | None = None
+    wants_results = needs_results(task, flow_ctx)
     try:
         while True:
             emit(
@@ -240,6 +248,23 @@ def task_steps(
             )
             if task.on_running_hooks:
                 yield from _hooks(task.on_running_hooks, task, record, run_frame)
+            if wants_results and keeper is None:
+                try:
+                    keeper = TaskResults(task, record, ctx, flow_ctx, get_transaction())
+                    yield Blocking(keeper.begin)
+                except Exception as exc:  # no key (a failing cache_key_fn), storage down...
+                    if keeper is not None:
+                        keeper.txn.close(True)  # gives back the key's lock, if taken
+                    keeper = None
+                    _fail(task, record, ctx, flow_ctx, exc)
+                    return record
+                keeper.txn.push()
+                if keeper.cached is not None:
+                    keeper.hit()
+                    yield Blocking(partial(keeper.txn.close, False))
+                    if task.on_completion_hooks:
+                        yield from _hooks(task.on_completion_hooks, task, record, run_frame)
+                    return record
             try:
                 value = yield Invoke(
                     task.fn, args, kwargs, run_frame, task.timeout_seconds, TaskRunTimeoutError
@@ -249,11 +274,16 @@ def task_steps(
                 if delay is not None:
                     yield from _await_retry(task, record, ctx, flow_ctx, exc, delay)
                     continue
+                if keeper is not None:
+                    txn = keeper.txn
+                    yield Blocking(partial(txn.close, True))
                 _fail(task, record, ctx, flow_ctx, exc)
                 if task.on_failure_hooks:
                     yield from _hooks(task.on_failure_hooks, task, record, run_frame)
                 return record
             except BaseException as exc:  # interrupts, signals, cancellation: the run crashed
+                if keeper is not None:
+                    keeper.txn.close(True)
                 record.result = exc
                 emit(record.set_state(StateType.CRASHED, "Crashed", message=_crash_message(exc)))
                 raise
@@ -262,7 +292,21 @@ def task_steps(
                 and value
                 and isinstance(next(iter(value)), (WireState, PrefectFuture))
             ):
+                if keeper is not None:
+                    txn = keeper.txn
+                    yield Blocking(partial(txn.close, False))
                 _finish_with_state(record, value)
+            elif keeper is not None:
+                try:
+                    metadata = keeper.stage(value)
+                    txn = keeper.txn
+                    yield Blocking(partial(txn.close, False))  # commits here unless nested
+                except Exception as exc:
+                    _fail(task, record, ctx, flow_ctx, exc)
+                    if task.on_failure_hooks:
+                        yield from _hooks(task.on_failure_hooks, task, record, run_frame)
+                    return record
+                keeper.complete(value, metadata)
             else:
                 record.result = value
                 emit(record.set_state(StateType.COMPLETED, "Completed"))
@@ -275,6 +319,8 @@ def task_steps(
                 yield from _hooks(hooks, task, record, run_frame)
             return record
     finally:
+        if keeper is not None:
+            keeper.txn.reset()
         if printing is not None:
             printing.__exit__(None, None, None)
 

@@ -54,6 +54,7 @@ class FlowRunContext:
         "start_time",
         "record",
         "observed_flow_pauses",
+        "results",
     )
 
     def __init__(
@@ -75,6 +76,8 @@ class FlowRunContext:
         self.record = record
         #: Pauses met so far in this attempt (their count is the default pause key).
         self.observed_flow_pauses: dict[str, int] = {}
+        #: What its tasks persist by default (worked out by the first task that asks).
+        self.results: Any = None
 
     @classmethod
     def get(cls) -> FlowRunContext | None:

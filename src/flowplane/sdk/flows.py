@@ -42,9 +42,17 @@ class Flow(Definition, Generic[P, R]):
         on_cancellation: Iterable[Callable[..., Any]] | None = None,
         on_crashed: Iterable[Callable[..., Any]] | None = None,
         on_running: Iterable[Callable[..., Any]] | None = None,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        cache_result_in_memory: bool = True,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow needs a function")
+        if result_serializer is not None:
+            from flowplane.sdk.serializers import resolve_serializer
+
+            resolve_serializer(result_serializer)
         if retry_delay_seconds is not None and not isinstance(retry_delay_seconds, (int, float)):
             raise TypeError("A flow's retry_delay_seconds must be a number of seconds")
         retry_count, _ = check_retries(retries, retry_delay_seconds, None)
@@ -68,6 +76,10 @@ class Flow(Definition, Generic[P, R]):
         self.on_cancellation_hooks = hook_list(on_cancellation, "on_cancellation")
         self.on_crashed_hooks = hook_list(on_crashed, "on_crashed")
         self.on_running_hooks = hook_list(on_running, "on_running")
+        self.persist_result = persist_result
+        self.result_storage = result_storage
+        self.result_serializer = result_serializer
+        self.cache_result_in_memory = cache_result_in_memory
         self.isasync = is_async(fn)
         self.shape = CallShape(fn)
         self.__doc__ = fn.__doc__
@@ -95,6 +107,10 @@ class Flow(Definition, Generic[P, R]):
             "on_cancellation": list(self.on_cancellation_hooks),
             "on_crashed": list(self.on_crashed_hooks),
             "on_running": list(self.on_running_hooks),
+            "persist_result": self.persist_result,
+            "result_storage": self.result_storage,
+            "result_serializer": self.result_serializer,
+            "cache_result_in_memory": self.cache_result_in_memory,
         }
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
@@ -180,6 +196,10 @@ def flow(
     on_cancellation: Iterable[Callable[..., Any]] | None = None,
     on_crashed: Iterable[Callable[..., Any]] | None = None,
     on_running: Iterable[Callable[..., Any]] | None = None,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    cache_result_in_memory: bool = True,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -199,6 +219,12 @@ def flow(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         log_prints: turn ``print`` calls into log lines of the run.
         on_completion, on_failure, on_cancellation, on_crashed, on_running: hooks
             ``fn(flow, flow_run, state)``.
+        persist_result: store the flow's result (and, by default, its tasks' results) so
+            ``state.result()`` works in other processes.
+        result_storage: a folder or fsspec URL for results (turns persistence on).
+        result_serializer: "pickle", "json", "compressed/pickle", "compressed/json" or a
+            Serializer (turns persistence on).
+        cache_result_in_memory: keep the result in memory after persisting it.
 
     Returns:
         A :class:`Flow`, or a decorator making one.

@@ -520,6 +520,13 @@ def get_state_result(state: WireState, raise_on_failure: bool = True) -> Any:
     if raise_on_failure and failed:
         raise get_state_exception(state)
     value = state._value() if isinstance(state, State) else state.data
+    if type(value) is dict and "storage_key" in value and "serializer" in value:
+        from flowplane.sdk.results import load_result  # a persisted result: load it
+
+        value = load_result(value)
+        if isinstance(state, State):
+            state._result = value
+        return value
     if value is _UNSET or value is None and not (isinstance(state, State) and state.has_result):
         if failed:
             return get_state_exception(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -17,6 +18,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 __all__ = ["Task", "task", "exponential_backoff"]
+
+
+#: "cache_policy not given" (None would be ambiguous).
+class _NotSet:
+    def __repr__(self) -> str:
+        return "NotSet"
+
+    def __reduce__(self) -> str:
+        return "_NOT_SET"
+
+
+_NOT_SET: Any = _NotSet()
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
@@ -53,6 +66,21 @@ class Task(Definition, Generic[P, R]):
     :meth:`submit` and :meth:`map` run it on the flow's task runner and return futures.
     """
 
+    persist_result: bool | None
+    result_storage: Any
+    result_serializer: Any
+    result_storage_key: str | None
+    _cache_policy_option: Any
+    cache_policy: Any
+    cache_key_fn: Callable[..., str | None] | None
+    cache_expiration: dt.timedelta | None
+    refresh_cache: bool | None
+    cache_result_in_memory: bool
+    results_implied: bool
+    results_explicit: bool
+    on_commit_hooks: list[Callable[..., Any]]
+    on_rollback_hooks: list[Callable[..., Any]]
+
     def __init__(
         self,
         fn: Callable[P, R],
@@ -70,6 +98,17 @@ class Task(Definition, Generic[P, R]):
         on_completion: Iterable[Callable[..., Any]] | None = None,
         on_failure: Iterable[Callable[..., Any]] | None = None,
         on_running: Iterable[Callable[..., Any]] | None = None,
+        persist_result: bool | None = None,
+        result_storage: Any = None,
+        result_serializer: Any = None,
+        result_storage_key: str | None = None,
+        cache_policy: Any = _NOT_SET,
+        cache_key_fn: Callable[..., str | None] | None = None,
+        cache_expiration: dt.timedelta | None = None,
+        refresh_cache: bool | None = None,
+        cache_result_in_memory: bool = True,
+        on_commit: Iterable[Callable[..., Any]] | None = None,
+        on_rollback: Iterable[Callable[..., Any]] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task needs a function")
@@ -96,6 +135,20 @@ class Task(Definition, Generic[P, R]):
         self.on_completion_hooks = hook_list(on_completion, "on_completion")
         self.on_failure_hooks = hook_list(on_failure, "on_failure")
         self.on_running_hooks = hook_list(on_running, "on_running")
+        self.on_commit_hooks = hook_list(on_commit, "on_commit")
+        self.on_rollback_hooks = hook_list(on_rollback, "on_rollback")
+        _set_result_options(
+            self,
+            persist_result,
+            result_storage,
+            result_serializer,
+            result_storage_key,
+            cache_policy,
+            cache_key_fn,
+            cache_expiration,
+            refresh_cache,
+            cache_result_in_memory,
+        )
         self.isasync = is_async(fn)
         self.task_key = task_key_for(fn)
         self.shape = CallShape(fn)
@@ -128,6 +181,17 @@ class Task(Definition, Generic[P, R]):
             "on_completion": list(self.on_completion_hooks),
             "on_failure": list(self.on_failure_hooks),
             "on_running": list(self.on_running_hooks),
+            "persist_result": self.persist_result,
+            "result_storage": self.result_storage,
+            "result_serializer": self.result_serializer,
+            "result_storage_key": self.result_storage_key,
+            "cache_policy": self._cache_policy_option,
+            "cache_key_fn": self.cache_key_fn,
+            "cache_expiration": self.cache_expiration,
+            "refresh_cache": self.refresh_cache,
+            "cache_result_in_memory": self.cache_result_in_memory,
+            "on_commit": list(self.on_commit_hooks),
+            "on_rollback": list(self.on_rollback_hooks),
         }
 
     def with_options(self, **changes: Any) -> Task[P, R]:
@@ -136,6 +200,14 @@ class Task(Definition, Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, key={self.task_key!r})"
+
+    def on_commit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``fn(transaction)`` to run when the run's transaction commits (decorator)."""
+        return self._add_hook("on_commit", fn)
+
+    def on_rollback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``fn(transaction)`` to run when the run's transaction rolls back (decorator)."""
+        return self._add_hook("on_rollback", fn)
 
     def __reduce__(self) -> Any:
         return (_rebuild_task, (self._options(),))
@@ -182,6 +254,68 @@ class Task(Definition, Generic[P, R]):
         return map_task(self, args, kwargs)
 
 
+def _set_result_options(
+    task: Task[Any, Any],
+    persist_result: bool | None,
+    result_storage: Any,
+    result_serializer: Any,
+    result_storage_key: str | None,
+    cache_policy: Any,
+    cache_key_fn: Callable[..., str | None] | None,
+    cache_expiration: dt.timedelta | None,
+    refresh_cache: bool | None,
+    cache_result_in_memory: bool,
+) -> None:
+    """Validate and keep the result and cache options (cheap: policies import lazily)."""
+    from flowplane.sdk.cache_policies import DEFAULT, CachePolicy, NoCache
+
+    if cache_expiration is not None and not isinstance(cache_expiration, dt.timedelta):
+        raise TypeError("cache_expiration must be a datetime.timedelta")
+    if cache_policy is not _NOT_SET and not isinstance(cache_policy, CachePolicy):
+        raise TypeError(
+            f"cache_policy must be a CachePolicy (e.g. INPUTS + TASK_SOURCE), got {cache_policy!r}"
+        )
+    if result_serializer is not None:
+        from flowplane.sdk.serializers import resolve_serializer
+
+        resolve_serializer(result_serializer)  # unknown names fail at definition, not at run time
+    policy_set = cache_policy is not _NOT_SET
+    if cache_key_fn is not None:
+        policy: Any = CachePolicy.from_cache_key_fn(cache_key_fn)
+    elif policy_set:
+        policy = cache_policy
+    else:
+        policy = DEFAULT
+    if persist_result is False:
+        policy = NoCache() if not isinstance(policy, NoCache) else policy
+    task.persist_result = persist_result
+    task.result_storage = result_storage
+    task.result_serializer = result_serializer
+    task.result_storage_key = result_storage_key
+    task._cache_policy_option = cache_policy
+    task.cache_policy = policy
+    task.cache_key_fn = cache_key_fn
+    task.cache_expiration = cache_expiration
+    task.refresh_cache = refresh_cache
+    task.cache_result_in_memory = cache_result_in_memory
+    #: Options that turn persistence on when ``persist_result`` is not given.
+    task.results_implied = bool(
+        (policy_set and not isinstance(cache_policy, NoCache))
+        or cache_key_fn is not None
+        or result_storage is not None
+        or result_serializer is not None
+        or result_storage_key is not None
+    )
+    #: Whether any result option was given (the engine's cheap check).
+    task.results_explicit = bool(
+        task.results_implied
+        or persist_result is not None
+        or cache_expiration is not None
+        or refresh_cache
+        or not cache_result_in_memory
+    )
+
+
 def _rebuild_task(options: dict[str, Any]) -> Task[Any, Any]:
     return Task(**options)
 
@@ -208,6 +342,17 @@ def task(
     on_completion: Iterable[Callable[..., Any]] | None = None,
     on_failure: Iterable[Callable[..., Any]] | None = None,
     on_running: Iterable[Callable[..., Any]] | None = None,
+    persist_result: bool | None = None,
+    result_storage: Any = None,
+    result_serializer: Any = None,
+    result_storage_key: str | None = None,
+    cache_policy: Any = ...,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: dt.timedelta | None = None,
+    refresh_cache: bool | None = None,
+    cache_result_in_memory: bool = True,
+    on_commit: Iterable[Callable[..., Any]] | None = None,
+    on_rollback: Iterable[Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -228,6 +373,20 @@ def task(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         log_prints: turn ``print`` calls into log lines (default: the flow's setting).
         task_run_name: a ``str.format`` template over the parameters, or a callable.
         on_completion, on_failure, on_running: hooks ``fn(task, task_run, state)``.
+        persist_result: store the result (default: the flow's or the settings' default;
+            any cache or result option below turns it on).
+        result_storage: a folder or fsspec URL (``s3://bucket/prefix``) for the result.
+        result_serializer: "pickle" (default), "json", "compressed/pickle",
+            "compressed/json" or a Serializer.
+        result_storage_key: the result's key, a ``str.format`` template over the
+            parameters (``"report-{parameters[day]}"``); also the cache key.
+        cache_policy: how the cache key is computed (``INPUTS + TASK_SOURCE``, ...).
+        cache_key_fn: ``fn(task_run_context, inputs) -> key`` (None: no caching).
+        cache_expiration: how long a cached result stays valid (a timedelta).
+        refresh_cache: run even on a cache hit, replacing the record.
+        cache_result_in_memory: keep the result in memory after persisting it.
+        on_commit, on_rollback: hooks ``fn(transaction)`` run when the run's transaction
+            commits or rolls back.
 
     Returns:
         A :class:`Task`, or a decorator making one.

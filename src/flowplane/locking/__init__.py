@@ -1,0 +1,1 @@
+"""Lock managers for SERIALIZABLE caching: ``flowplane.locking.memory`` and ``flowplane.locking.filesystem``."""
