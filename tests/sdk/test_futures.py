@@ -240,18 +240,24 @@ def test_submitted_runs_finish_before_the_flow_does() -> None:
 
 
 async def test_async_tasks_run_concurrently_in_an_async_flow(client: Any) -> None:
+    inside = 0
+    most_inside = 0
+
     @task
     async def nap(i: int) -> int:
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
         await asyncio.sleep(0.3)
+        inside -= 1
         return i
 
     @flow
     async def f() -> list[int]:
         return list(await asyncio.gather(*(nap(i) for i in range(5))))
 
-    started = time.monotonic()
     state = await f(return_state=True)
-    assert time.monotonic() - started < 1.2
+    assert most_inside == 5  # all five were asleep at once, on the flow's loop
     assert state.result() == [0, 1, 2, 3, 4]
     runs = await asyncio.to_thread(task_runs_of, client, state.state_details.flow_run_id, 5)
     assert len(runs) == 5
@@ -273,18 +279,24 @@ async def test_sync_tasks_and_futures_inside_an_async_flow() -> None:
 
 
 async def test_async_subflows_run_concurrently(client: Any) -> None:
+    inside = 0
+    most_inside = 0
+
     @flow
     async def child(i: int) -> int:
+        nonlocal inside, most_inside
+        inside += 1
+        most_inside = max(most_inside, inside)
         await asyncio.sleep(0.3)
+        inside -= 1
         return i
 
     @flow
     async def parent() -> list[int]:
         return list(await asyncio.gather(child(1), child(2), child(3)))
 
-    started = time.monotonic()
     assert await parent() == [1, 2, 3]
-    assert time.monotonic() - started < 1.0
+    assert most_inside == 3  # all three were inside their sleep at once
 
 
 async def test_async_flow_timeout() -> None:
