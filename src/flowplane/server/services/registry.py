@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.server.services.event_persister import EventPersister
+from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 
@@ -18,8 +19,21 @@ def build_services(app: Any) -> list[Any]:
     """
     db = app.state.db
     bus = app.state.bus
-    return [
+    settings = getattr(app.state, "settings", None)
+    services: list[Any] = [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
         LeaseExpiry(db),
     ]
+    if settings is None or settings.server_services_late_runs_enabled:
+        services.append(
+            LateRuns(
+                db,
+                bus,
+                interval=settings.server_services_late_runs_loop_seconds if settings else 5.0,
+                after_seconds=settings.server_services_late_runs_after_seconds
+                if settings
+                else 15.0,
+            )
+        )
+    return services
