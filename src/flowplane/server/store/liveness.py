@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from flowplane.core.states import StateType
 from flowplane.server.db import tables as t
 from flowplane.server.store.runs import execute_count
 
-_RUN = t.FlowRun.__table__
+_RUN = cast(sa.Table, t.FlowRun.__table__)
 _SCHEDULED = StateType.SCHEDULED.value
 _RUNNING = StateType.RUNNING.value
 
