@@ -62,7 +62,9 @@ class _Beater:
         beat.due = time.monotonic() + beat.interval
         with self.lock:
             self.beats.add(beat)
-            if self.thread is None or not self.thread.is_alive():
+            if self.thread is None:
+                # Started once and kept (idle, it only waits): many short flow runs in one
+                # process must not pay for a thread start each.
                 self.thread = threading.Thread(
                     target=self._run, name="flowplane-heartbeats", daemon=True
                 )
@@ -72,26 +74,24 @@ class _Beater:
     def remove(self, beat: Heartbeat) -> None:
         with self.lock:
             self.beats.discard(beat)
-        self.wake.set()
 
     def _run(self) -> None:
         while True:
+            self.wake.clear()  # before reading the runs: an add() after this wakes the wait
             with self.lock:
                 beats = list(self.beats)
-                if not beats:
-                    self.thread = None
-                    return
-            clock = time.monotonic()
-            for beat in beats:
-                if beat.due <= clock:
-                    try:
-                        beat.writer.emit_event(beat.event())
-                    except Exception:  # a heartbeat must never take the run down
-                        pass
-                    beat.due = clock + beat.interval
-            next_due = min(b.due for b in beats)
-            self.wake.wait(max(next_due - time.monotonic(), 0.0))
-            self.wake.clear()
+            timeout: float | None = None
+            if beats:
+                clock = time.monotonic()
+                for beat in beats:
+                    if beat.due <= clock:
+                        try:
+                            beat.writer.emit_event(beat.event())
+                        except Exception:  # a heartbeat must never take the run down
+                            pass
+                        beat.due = clock + beat.interval
+                timeout = max(min(b.due for b in beats) - time.monotonic(), 0.0)
+            self.wake.wait(timeout)
 
 
 _beater: _Beater | None = None
