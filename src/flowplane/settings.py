@@ -84,10 +84,10 @@ class Settings(BaseSettings):
     server_services_late_runs_after_seconds: float = Field(
         default=15.0, ge=0, description="Seconds past its scheduled start before a run is Late."
     )
-    flows_heartbeat_frequency: float | None = Field(
+    flows_heartbeat_frequency: float = Field(
         default=30.0,
-        gt=0,
-        description="Seconds between a running flow run's heartbeats; unset: no heartbeats.",
+        ge=0,
+        description="Seconds between a running flow run's heartbeats; 0 turns them off.",
     )
     server_services_zombies_enabled: bool = Field(
         default=True, description="Mark running flow runs whose heartbeats stopped as Crashed."

@@ -2,7 +2,7 @@
 
 One daemon thread per process serves every flow run in it: each run registered with
 :func:`start` gets a heartbeat at once and then every ``flows_heartbeat_frequency``
-seconds (setting ``FLOWPLANE_FLOWS_HEARTBEAT_FREQUENCY``; unset turns heartbeats off)
+seconds (setting ``FLOWPLANE_FLOWS_HEARTBEAT_FREQUENCY``)
 until :func:`stop`. The events go out through the process's background writer, like
 every other event, so a heartbeat costs the run nothing. The server's zombie reaper
 marks a Running flow run Crashed when its heartbeats stop; the event's payload names
