@@ -210,3 +210,21 @@ async def test_on_start_the_reaper_grants_expired_runs_a_grace_period(
     assert expires is not None and expires >= later + timedelta(seconds=449)
     assert await reaper(app, later + timedelta(seconds=60)).run_once() == 0
     assert await reaper(app, later + timedelta(seconds=460)).run_once() == 1
+
+
+async def test_without_a_stated_interval_the_gap_between_heartbeats_is_used(
+    served: tuple[Any, Any, Any],
+) -> None:
+    """The real Prefect client states no interval: its second heartbeat tells it."""
+    client, app, recorder = served
+    run_id = await running_run(client)
+    first = now()
+    await beat(client, recorder, run_id, occurred=first, interval=None)
+    _, expires = await liveness_columns(app, run_id)
+    assert expires is not None and expires - first > timedelta(seconds=440)  # 2.5 x 180 s
+    await beat(client, recorder, run_id, occurred=first + timedelta(seconds=40), interval=None)
+    _, expires = await liveness_columns(app, run_id)
+    # 2.5 x the 40 s gap = 100 s after the second heartbeat was received (about now).
+    assert expires is not None and timedelta(seconds=95) < expires - now() < timedelta(seconds=101)
+    assert await reaper(app, now() + timedelta(seconds=60)).run_once() == 0
+    assert await reaper(app, now() + timedelta(seconds=110)).run_once() == 1

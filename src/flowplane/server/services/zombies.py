@@ -6,7 +6,8 @@ of its latest heartbeat and when that heartbeat expires (``flow_run.last_heartbe
 and ``flow_run.heartbeat_expires``): the time it was received plus the larger of the
 ``after_seconds`` setting and 2.5 of the run's own heartbeat intervals (flowplane's
 engine puts its interval in the payload; for a client that does not, such as the real
-Prefect client, Prefect's default of 180 s is assumed). The **reaper** finds, with
+Prefect client, the interval is the gap between its last two heartbeats, and Prefect's
+default of 180 s until there are two). The **reaper** finds, with
 one indexed query, RUNNING runs whose heartbeat expired and proposes Crashed for each
 through :mod:`flowplane.server.orchestration` after locking the run and checking again.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -50,29 +51,54 @@ MISSED_HEARTBEATS = 2.5
 CRASHED_MESSAGE = "Flow run marked as crashed due to missing heartbeats."
 
 
-def heartbeat_grace(event: ReceivedEvent, after_seconds: float) -> timedelta:
-    """How long after ``event`` was received its run counts as alive."""
-    interval = ASSUMED_INTERVAL
+def stated_interval(event: ReceivedEvent) -> float | None:
+    """The heartbeat interval an event states in its payload (flowplane's engine does)."""
     stated = (event.payload or {}).get("heartbeat_interval_seconds")
     if isinstance(stated, int | float) and not isinstance(stated, bool) and stated > 0:
-        interval = float(stated)
-    return timedelta(seconds=max(after_seconds, MISSED_HEARTBEATS * interval))
+        return float(stated)
+    return None
 
 
-def heartbeat_of(event: ReceivedEvent, after_seconds: float) -> liveness.Heartbeat | None:
-    """The heartbeat an event reports, or None if it names no flow run."""
+def flow_run_of(event: ReceivedEvent) -> UUID | None:
+    """The flow run a heartbeat event is about, or None if it names none."""
     resource_id = event.resource.get("prefect.resource.id", "")
     if not resource_id.startswith(FLOW_RUN_PREFIX):
         return None
     try:
-        run_id = UUID(resource_id[len(FLOW_RUN_PREFIX) :])
+        return UUID(resource_id[len(FLOW_RUN_PREFIX) :])
     except ValueError:
         return None
-    return liveness.Heartbeat(
-        flow_run_id=run_id,
-        occurred=event.occurred,
-        expires=event.received + heartbeat_grace(event, after_seconds),
-    )
+
+
+def plan_heartbeats(
+    events: Sequence[ReceivedEvent],
+    stored: Mapping[UUID, datetime],
+    after_seconds: float,
+) -> list[liveness.Heartbeat]:
+    """Each run's latest heartbeat in ``events`` and when it expires.
+
+    The run's interval is the one its heartbeats state; otherwise the gap since its
+    previous heartbeat (in this batch, or the stored one); otherwise
+    :data:`ASSUMED_INTERVAL`. A run counts as alive until the latest heartbeat's receipt
+    plus the larger of ``after_seconds`` and :data:`MISSED_HEARTBEATS` intervals.
+    """
+    by_run: dict[UUID, list[ReceivedEvent]] = {}
+    for event in events:
+        run_id = flow_run_of(event)
+        if run_id is not None:
+            by_run.setdefault(run_id, []).append(event)
+    beats = []
+    for run_id, mine in by_run.items():
+        mine.sort(key=lambda e: e.occurred)
+        latest = mine[-1]
+        interval = stated_interval(latest)
+        if interval is None:
+            previous = mine[-2].occurred if len(mine) > 1 else stored.get(run_id)
+            gap = (latest.occurred - previous).total_seconds() if previous else 0.0
+            interval = gap if gap > 0 else ASSUMED_INTERVAL
+        grace = timedelta(seconds=max(after_seconds, MISSED_HEARTBEATS * interval))
+        beats.append(liveness.Heartbeat(run_id, latest.occurred, latest.received + grace))
+    return beats
 
 
 class HeartbeatRecorder(BatchWriter):
@@ -96,17 +122,15 @@ class HeartbeatRecorder(BatchWriter):
         return isinstance(item, ReceivedEvent) and item.event == HEARTBEAT_EVENT
 
     async def write(self, items: Sequence[Any]) -> Sequence[Any]:
-        latest: dict[UUID, liveness.Heartbeat] = {}
-        for event in items:
-            beat = heartbeat_of(event, self.after_seconds)
-            if beat is None:
-                continue
-            known = latest.get(beat.flow_run_id)
-            if known is None or beat.occurred > known.occurred:
-                latest[beat.flow_run_id] = beat
-        if latest:
-            async with self.db.session() as session:
-                await liveness.record_heartbeats(session, list(latest.values()))
+        named = [(event, run_id) for event in items if (run_id := flow_run_of(event)) is not None]
+        if not named:
+            return ()
+        unstated = {run_id for event, run_id in named if stated_interval(event) is None}
+        async with self.db.session() as session:
+            # Only heartbeats that do not state their interval need the previous one.
+            stored = await liveness.last_heartbeats(session, sorted(unstated))
+            beats = plan_heartbeats(items, stored, self.after_seconds)
+            await liveness.record_heartbeats(session, beats)
         return ()  # a heartbeat for an unknown run names nothing to keep alive
 
 

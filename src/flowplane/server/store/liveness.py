@@ -59,6 +59,18 @@ _RECORD = (
 )
 
 
+async def last_heartbeats(session: AsyncSession, run_ids: Sequence[UUID]) -> dict[UUID, datetime]:
+    """The stored last heartbeat of each of ``run_ids`` that has one."""
+    if not run_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(_RUN.c.id, _RUN.c.last_heartbeat).where(
+            _RUN.c.id.in_(run_ids), _RUN.c.last_heartbeat.is_not(None)
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 async def record_heartbeats(session: AsyncSession, beats: Sequence[Heartbeat]) -> None:
     """Store each run's heartbeat unless a later one is stored already (out-of-order safe)."""
     if not beats:
