@@ -93,13 +93,13 @@ class Settings(BaseSettings):
         default=True, description="Mark running flow runs whose heartbeats stopped as Crashed."
     )
     server_services_zombies_loop_seconds: float = Field(
-        default=10.0, gt=0, description="Seconds between passes of the zombie reaper."
+        default=5.0, gt=0, description="Seconds between passes of the zombie reaper."
     )
     server_services_zombies_after_seconds: float = Field(
-        default=75.0,
+        default=60.0,
         gt=0,
         description="Seconds without a heartbeat before a running flow run is Crashed "
-        "(at least 2.5 of the run's own heartbeat intervals).",
+        "(at least two of the run's own heartbeat intervals).",
     )
 
     @field_validator("logging_level")

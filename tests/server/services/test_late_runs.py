@@ -86,7 +86,7 @@ async def test_overdue_scheduled_run_becomes_late_keeping_its_time(
     assert [s["name"] for s in history] == ["Scheduled", "Late"]
 
 
-async def test_running_and_pending_runs_are_never_late(served: tuple[Any, Any]) -> None:
+async def test_running_pending_and_retrying_runs_are_never_late(served: tuple[Any, Any]) -> None:
     client, app = served
     now = datetime.now(timezone.utc)
     past = now - timedelta(hours=1)
@@ -96,10 +96,24 @@ async def test_running_and_pending_runs_are_never_late(served: tuple[Any, Any]) 
     )
     assert response.json()["status"] == "ACCEPT"
     pending_id = await make_run(client, None)
+    flow = (await client.post("/flows/", json={"name": "nightly"})).json()
+    retrying = await client.post(
+        "/flow_runs/",
+        json={
+            "flow_id": flow["id"],
+            "state": {
+                "type": "SCHEDULED",
+                "name": "AwaitingRetry",
+                "state_details": {"scheduled_time": past.isoformat()},
+            },
+        },
+    )
+    retrying_id = retrying.json()["id"]
 
     assert await service(app, now + timedelta(hours=2)).run_once() == 0
     assert (await read(client, running_id))["state_type"] == "RUNNING"
     assert (await read(client, pending_id))["state_type"] == "PENDING"
+    assert (await read(client, retrying_id))["state_name"] == "AwaitingRetry"
 
 
 async def test_late_runs_in_batches_and_threshold_setting(served: tuple[Any, Any]) -> None:

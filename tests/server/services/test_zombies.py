@@ -100,8 +100,8 @@ async def test_a_run_whose_heartbeats_stop_is_crashed(served: tuple[Any, Any, An
     await beat(client, recorder, run_id)
     last, expires = await liveness_columns(app, run_id)
     assert last is not None and expires is not None
-    # 30 s heartbeats: grace is max(60 s setting, 2.5 x 30 s) = 75 s after receipt.
-    assert timedelta(seconds=74) < expires - last < timedelta(seconds=76)
+    # 30 s heartbeats: grace is max(60 s setting, 2 x 30 s) = 60 s after receipt.
+    assert timedelta(seconds=59) < expires - last < timedelta(seconds=61)
     events = app.state.bus.subscribe("events")
 
     assert await reaper(app, now() + timedelta(seconds=30)).run_once() == 0
@@ -155,14 +155,14 @@ async def test_the_runs_own_interval_and_the_prefect_default(
     client, app, recorder = served
     slow = await running_run(client)
     prefect_client = await running_run(client)
-    await beat(client, recorder, slow, interval=120)  # grace 300 s
-    await beat(client, recorder, prefect_client, interval=None)  # assumed 180 s: grace 450 s
+    await beat(client, recorder, slow, interval=120)  # grace 240 s
+    await beat(client, recorder, prefect_client, interval=None)  # assumed 180 s: grace 360 s
 
     assert await reaper(app, now() + timedelta(seconds=200)).run_once() == 0
-    assert await reaper(app, now() + timedelta(seconds=310)).run_once() == 1
+    assert await reaper(app, now() + timedelta(seconds=250)).run_once() == 1
     assert (await state_of(client, slow))["type"] == "CRASHED"
     assert (await state_of(client, prefect_client))["type"] == "RUNNING"
-    assert await reaper(app, now() + timedelta(seconds=460)).run_once() == 1
+    assert await reaper(app, now() + timedelta(seconds=370)).run_once() == 1
     assert (await state_of(client, prefect_client))["type"] == "CRASHED"
 
 
@@ -207,9 +207,9 @@ async def test_on_start_the_reaper_grants_expired_runs_a_grace_period(
     later = now() + timedelta(minutes=10)  # the server was down; the run's deadline passed
     assert await reaper(app, later).grant_grace() == 1
     _, expires = await liveness_columns(app, run_id)
-    assert expires is not None and expires >= later + timedelta(seconds=449)
+    assert expires is not None and expires >= later + timedelta(seconds=359)
     assert await reaper(app, later + timedelta(seconds=60)).run_once() == 0
-    assert await reaper(app, later + timedelta(seconds=460)).run_once() == 1
+    assert await reaper(app, later + timedelta(seconds=370)).run_once() == 1
 
 
 async def test_without_a_stated_interval_the_gap_between_heartbeats_is_used(
@@ -221,10 +221,10 @@ async def test_without_a_stated_interval_the_gap_between_heartbeats_is_used(
     first = now()
     await beat(client, recorder, run_id, occurred=first, interval=None)
     _, expires = await liveness_columns(app, run_id)
-    assert expires is not None and expires - first > timedelta(seconds=440)  # 2.5 x 180 s
+    assert expires is not None and expires - first > timedelta(seconds=350)  # 2 x 180 s
     await beat(client, recorder, run_id, occurred=first + timedelta(seconds=40), interval=None)
     _, expires = await liveness_columns(app, run_id)
-    # 2.5 x the 40 s gap = 100 s after the second heartbeat was received (about now).
-    assert expires is not None and timedelta(seconds=95) < expires - now() < timedelta(seconds=101)
-    assert await reaper(app, now() + timedelta(seconds=60)).run_once() == 0
-    assert await reaper(app, now() + timedelta(seconds=110)).run_once() == 1
+    # 2 x the 40 s gap = 80 s after the second heartbeat was received (about now).
+    assert expires is not None and timedelta(seconds=75) < expires - now() < timedelta(seconds=81)
+    assert await reaper(app, now() + timedelta(seconds=65)).run_once() == 0
+    assert await reaper(app, now() + timedelta(seconds=90)).run_once() == 1

@@ -1,7 +1,8 @@
 """The late-runs service: marks scheduled flow runs that did not start on time as Late.
 
-A flow run is late when it is still SCHEDULED (and not already named Late) more than
-``after_seconds`` past its scheduled start. Each pass reads the candidates with one
+A flow run is late when it is still in the plain Scheduled state (not AwaitingRetry or
+AwaitingConcurrencySlot, not already Late) more than ``after_seconds`` past its
+scheduled start. Each pass reads the candidates with one
 indexed query (a read, so an idle SQLite server never takes the write lock), then
 proposes ``Late`` (type SCHEDULED, keeping the scheduled time) for a batch of them in one
 transaction through :mod:`flowplane.server.orchestration`, which refuses the change for

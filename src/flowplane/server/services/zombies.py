@@ -4,7 +4,7 @@ Two services share the work. The **heartbeat recorder** consumes
 ``prefect.flow-run.heartbeat`` events from the bus and keeps, per flow run, the time
 of its latest heartbeat and when that heartbeat expires (``flow_run.last_heartbeat``
 and ``flow_run.heartbeat_expires``): the time it was received plus the larger of the
-``after_seconds`` setting and 2.5 of the run's own heartbeat intervals (flowplane's
+``after_seconds`` setting and two of the run's own heartbeat intervals (flowplane's
 engine puts its interval in the payload; for a client that does not, such as the real
 Prefect client, the interval is the gap between its last two heartbeats, and Prefect's
 default of 180 s until there are two). The **reaper** finds, with
@@ -47,7 +47,7 @@ FLOW_RUN_PREFIX = "prefect.flow-run."
 #: The heartbeat interval assumed when a heartbeat does not state its own (Prefect's default).
 ASSUMED_INTERVAL = 180.0
 #: Heartbeats that may be missed before a run is a zombie.
-MISSED_HEARTBEATS = 2.5
+MISSED_HEARTBEATS = 2.0
 CRASHED_MESSAGE = "Flow run marked as crashed due to missing heartbeats."
 
 
@@ -111,7 +111,7 @@ class HeartbeatRecorder(BatchWriter):
         self,
         db: Database,
         bus: EventBus,
-        after_seconds: float = 75.0,
+        after_seconds: float = 60.0,
         settings: BatchSettings | None = None,
     ) -> None:
         super().__init__(bus, settings or BatchSettings(batch_size=500, window=0.2))
@@ -168,8 +168,8 @@ class ZombieReaper:
         self,
         db: Database,
         bus: Any,
-        interval: float = 10.0,
-        after_seconds: float = 75.0,
+        interval: float = 5.0,
+        after_seconds: float = 60.0,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self.db = db

@@ -23,7 +23,7 @@ _RUNNING = StateType.RUNNING.value
 async def late_flow_runs(
     session: AsyncSession, due_before: datetime, limit: int
 ) -> list[tuple[UUID, datetime]]:
-    """Scheduled flow runs not yet Late whose start time is before ``due_before``.
+    """Flow runs in the plain Scheduled state whose start time is at or before ``due_before``.
 
     Returns (id, scheduled start) pairs, oldest first (index on the scheduled start).
     """
@@ -31,8 +31,10 @@ async def late_flow_runs(
         sa.select(_RUN.c.id, _RUN.c.next_scheduled_start_time)
         .where(
             _RUN.c.state_type == _SCHEDULED,
-            _RUN.c.next_scheduled_start_time < due_before,
-            _RUN.c.state_name != "Late",
+            _RUN.c.next_scheduled_start_time <= due_before,
+            # Only plain Scheduled runs: not those already Late, nor AwaitingRetry or
+            # AwaitingConcurrencySlot (Prefect's server marks the same ones).
+            _RUN.c.state_name == "Scheduled",
         )
         .order_by(_RUN.c.next_scheduled_start_time)
         .limit(limit)
