@@ -17,6 +17,7 @@ from flowplane.core.schedules import (
     catch_up,
     iter_times,
     next_times,
+    spec_from_wire,
     times_between,
     times_to_schedule,
 )
@@ -401,3 +402,34 @@ def test_scheduler_leaves_out_existing_runs() -> None:
         spec, now, existing=[first[0].astimezone(ZoneInfo(NY)), first[1]]
     )  # compared as instants
     assert again == first[2:]
+
+
+# --- the wire shapes ---------------------------------------------------------------------------
+
+
+def test_specs_from_prefect_wire_schedules() -> None:
+    assert spec_from_wire({"cron": "0 9 * * *", "timezone": NY, "day_or": False}) == CronSpec(
+        "0 9 * * *", NY, day_or=False
+    )
+    interval = spec_from_wire(
+        {"interval": 3600.0, "anchor_date": "2024-01-01T00:00:00Z", "timezone": "UTC"}
+    )
+    assert interval == IntervalSpec(timedelta(hours=1), utc(2024, 1, 1), "UTC")
+    assert spec_from_wire({"rrule": "RRULE:FREQ=DAILY", "timezone": None}) == RRuleSpec(
+        "RRULE:FREQ=DAILY"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"interval": 60},
+        {"interval": "soon", "anchor_date": "2024-01-01T00:00:00Z"},
+        {"interval": 60, "anchor_date": "yesterday"},
+        {"cron": "nope"},
+    ],
+)
+def test_bad_wire_schedules(data: dict) -> None:
+    with pytest.raises(ScheduleError):
+        spec_from_wire(data)

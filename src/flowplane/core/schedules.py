@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -212,6 +212,39 @@ def _localized_rule(rule: Any, tz: tzinfo | None) -> Any:
 
 
 ScheduleSpec = CronSpec | IntervalSpec | RRuleSpec
+
+
+def spec_from_wire(data: Mapping[str, Any]) -> ScheduleSpec:
+    """The schedule a Prefect wire schedule describes (a deployment schedule's ``schedule``).
+
+    ``{"cron", "timezone", "day_or"}``, ``{"interval" (seconds), "anchor_date", "timezone"}``
+    or ``{"rrule", "timezone"}``; datetimes may be ISO strings.
+
+    Raises:
+        ScheduleError: none of the three shapes, or a bad value.
+    """
+    timezone_name = data.get("timezone")
+    if data.get("cron") is not None:
+        return CronSpec(str(data["cron"]), timezone_name, bool(data.get("day_or", True)))
+    if data.get("rrule") is not None:
+        return RRuleSpec(str(data["rrule"]), timezone_name)
+    if data.get("interval") is not None:
+        interval = data["interval"]
+        if not isinstance(interval, timedelta):
+            try:
+                interval = timedelta(seconds=float(interval))
+            except (TypeError, ValueError) as exc:
+                raise ScheduleError(f"Invalid interval {data['interval']!r}.") from exc
+        anchor = data.get("anchor_date")
+        if anchor is None:
+            raise ScheduleError("An interval schedule needs an anchor_date.")
+        if isinstance(anchor, str):
+            try:
+                anchor = datetime.fromisoformat(anchor.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ScheduleError(f"Invalid anchor_date {anchor!r}.") from exc
+        return IntervalSpec(interval, anchor, timezone_name)
+    raise ScheduleError("A schedule needs one of 'cron', 'interval' or 'rrule'.")
 
 
 # --- fire times ---------------------------------------------------------------------------------
