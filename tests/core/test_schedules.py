@@ -433,3 +433,33 @@ def test_specs_from_prefect_wire_schedules() -> None:
 def test_bad_wire_schedules(data: dict) -> None:
     with pytest.raises(ScheduleError):
         spec_from_wire(data)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "DTSTART:20200101T000700\nRRULE:FREQ=MINUTELY;INTERVAL=13",
+        "DTSTART:20200102T093000\nRRULE:FREQ=HOURLY;INTERVAL=5;BYMINUTE=0,30",
+        "DTSTART:20200103T090000\nRRULE:FREQ=DAILY;INTERVAL=3;BYHOUR=9,21",
+        "DTSTART:20200106T080000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;WKST=SU",
+        "DTSTART:20200101T020000\nRRULE:FREQ=DAILY;BYMONTH=3,11",
+        "DTSTART:20200101T120000\nRRULE:FREQ=DAILY;BYDAY=FR;BYMONTHDAY=13",
+        "DTSTART:20200101T100000\nRRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "DTSTART:20200101T000000\nRRULE:FREQ=DAILY;COUNT=2000",
+    ],
+)
+@pytest.mark.parametrize("start", [utc(2024, 3, 10, 5), utc(2024, 11, 3, 5, 30), utc(2025, 6, 1)])
+def test_rrule_shortcut_matches_walking_from_dtstart(rule: str, start: datetime) -> None:
+    from dateutil import rrule as du
+
+    parsed = du.rrulestr(rule)
+    tz = ZoneInfo(NY)
+    localized = parsed.replace(dtstart=parsed._dtstart.replace(tzinfo=tz))
+    expected = []
+    for when in localized.xafter(start - timedelta(days=2)):
+        instant = when.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        if instant >= start:
+            expected.append(instant)
+        if len(expected) == 12:
+            break
+    assert list(itertools_take(iter_times(RRuleSpec(rule, NY), start), 12)) == expected

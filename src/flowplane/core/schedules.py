@@ -28,6 +28,7 @@ times the scheduler materializes as runs (Prefect's min/max runs and horizon sem
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
@@ -297,8 +298,12 @@ def _cron_times(spec: CronSpec, start: datetime) -> Iterator[datetime]:
     from croniter import CroniterBadDateError, croniter
 
     tz = zone(spec.timezone)
-    # Begin a few hours early on the local clock (offsets move it); callers filter.
-    local_start = start.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3, seconds=1)
+    # Near a clock change, later instants can show earlier wall times (the repeated hour):
+    # begin a few hours early on the local clock then; callers filter what is too early.
+    margin = timedelta(seconds=1)
+    if _offset_changes_near(tz, start, _DST_REACH):
+        margin += _DST_REACH
+    local_start = start.astimezone(tz).replace(tzinfo=None) - margin
     cron = croniter(spec.cron, local_start, day_or=spec.day_or)
     every_occurrence = spec.wildcard_hours
     pending: list[datetime] = []  # instants not yet yielded, as a heap
@@ -323,6 +328,24 @@ def _cron_times(spec: CronSpec, start: datetime) -> Iterator[datetime]:
             heapq.heappush(pending, instant)
     while pending:
         yield heapq.heappop(pending)
+
+
+#: The farthest a clock change moves local time (no zone shifts by more than 3 hours).
+_DST_REACH = timedelta(hours=3)
+
+
+def _offset_changes_near(tz: tzinfo, when: datetime, reach: timedelta) -> bool:
+    """Whether the UTC offset of ``tz`` differs anywhere in ``when`` ± ``reach`` (sampled)."""
+    if tz is UTC:
+        return False
+    offset = when.astimezone(tz).utcoffset()
+    step = timedelta(minutes=30)
+    probe = when - reach
+    while probe <= when + reach:
+        if probe.astimezone(tz).utcoffset() != offset:
+            return True
+        probe += step
+    return False
 
 
 def _interval_times(spec: IntervalSpec, start: datetime) -> Iterator[datetime]:
@@ -357,11 +380,55 @@ def _interval_times(spec: IntervalSpec, start: datetime) -> Iterator[datetime]:
 
 
 def _rrule_times(spec: RRuleSpec, start: datetime) -> Iterator[datetime]:
-    rule = spec.build()
-    when = rule.after(start, inc=True)
-    while when is not None:
+    rules = _advanced(_built(spec.rrule, spec.timezone), start)
+    for when in rules.xafter(start, inc=True):
         yield _local_to_utc(when.replace(tzinfo=None), when.tzinfo)
-        when = rule.after(when, inc=False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _built(rrule: str, timezone_name: str | None) -> Any:
+    """Parsing once per rule: the scheduler asks about the same rules every pass."""
+    return RRuleSpec(rrule, timezone_name).build()
+
+
+#: Rule frequencies whose periods are fixed lengths of wall-clock time, and those lengths.
+_FIXED_PERIODS = {3: timedelta(days=1), 2: timedelta(weeks=1), 4: timedelta(hours=1)}
+_FIXED_PERIODS.update({5: timedelta(minutes=1), 6: timedelta(seconds=1)})
+
+
+def _advanced(rules: Any, start: datetime) -> Any:
+    """The rule set with each rule's DTSTART moved forward by whole periods to near ``start``.
+
+    dateutil walks every occurrence from DTSTART, so a minutely rule that began years ago
+    is slow. Moving DTSTART by whole periods (INTERVAL x a day, week, hour, minute or
+    second of wall-clock time) keeps the lattice of candidate times and every BYxxx
+    filter, so the occurrences from the new DTSTART on are the same. Rules with COUNT
+    (counted from the real DTSTART) and calendar frequencies (months, years) are kept.
+    """
+    from dateutil import rrule as du
+
+    moved = False
+    result = du.rruleset()
+    for rule in rules._rrule:
+        period = _FIXED_PERIODS.get(rule._freq)
+        if period is not None and rule._count is None:
+            step = period * rule._interval
+            dtstart = rule._dtstart
+            target = start.astimezone(dtstart.tzinfo).replace(tzinfo=None) - timedelta(days=1)
+            steps = (target - dtstart.replace(tzinfo=None)) // step
+            if steps > 0:
+                rule = rule.replace(dtstart=dtstart + step * steps)
+                moved = True
+        result.rrule(rule)
+    if not moved:
+        return rules
+    for when in rules._rdate:
+        result.rdate(when)
+    for rule in rules._exrule:
+        result.exrule(rule)
+    for when in rules._exdate:
+        result.exdate(when)
+    return result
 
 
 # --- catching up after downtime -----------------------------------------------------------------
