@@ -202,6 +202,7 @@ async def test_on_start_the_reaper_grants_expired_runs_a_grace_period(
     served: tuple[Any, Any, Any],
 ) -> None:
     client, app, recorder = served
+    assert await reaper(app, now()).grant_grace() == 0  # nothing running: nothing written
     run_id = await running_run(client)
     await beat(client, recorder, run_id)
     later = now() + timedelta(minutes=10)  # the server was down; the run's deadline passed

@@ -185,8 +185,14 @@ class ZombieReaper:
         be heard from again: a restart must not turn a slow heartbeat into a crash.
         """
         grace = max(self.after, timedelta(seconds=MISSED_HEARTBEATS * ASSUMED_INTERVAL))
+        until = self.clock() + grace
+        # Read first: a server (or embedded process) with nothing running never takes
+        # SQLite's write lock on start.
+        async with self.db.read_session() as session:
+            if not await liveness.any_expiring_before(session, until):
+                return 0
         async with self.db.session() as session:
-            return await liveness.extend_expired_heartbeats(session, self.clock() + grace)
+            return await liveness.extend_expired_heartbeats(session, until)
 
     async def run_once(self) -> int:
         """One pass at the clock's current time; returns the number of runs marked Crashed."""

@@ -118,6 +118,16 @@ async def lock_if_zombie(session: AsyncSession, run_id: UUID, now: datetime) -> 
     return row.first() is not None
 
 
+async def any_expiring_before(session: AsyncSession, until: datetime) -> bool:
+    """Whether a running run's heartbeat expires before ``until`` (a read, to skip a write)."""
+    row = await session.execute(
+        sa.select(_RUN.c.id)
+        .where(_RUN.c.state_type == _RUNNING, _RUN.c.heartbeat_expires < until)
+        .limit(1)
+    )
+    return row.first() is not None
+
+
 async def extend_expired_heartbeats(session: AsyncSession, until: datetime) -> int:
     """Give running runs whose heartbeats look expired until ``until`` to send another.
 
