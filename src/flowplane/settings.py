@@ -80,6 +80,33 @@ class Settings(BaseSettings):
     server_api_auth_string: SecretStr | None = Field(
         default=None, description="If set, clients must present it (basic auth or websocket token)."
     )
+    # --- liveness: late runs, flow-run heartbeats, zombie reaper ---
+    server_services_late_runs_enabled: bool = Field(
+        default=True, description="Mark scheduled runs that did not start on time as Late."
+    )
+    server_services_late_runs_loop_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between passes of the late-runs service."
+    )
+    server_services_late_runs_after_seconds: float = Field(
+        default=15.0, ge=0, description="Seconds past its scheduled start before a run is Late."
+    )
+    flows_heartbeat_frequency: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between a running flow run's heartbeats; 0 turns them off.",
+    )
+    server_services_zombies_enabled: bool = Field(
+        default=True, description="Mark running flow runs whose heartbeats stopped as Crashed."
+    )
+    server_services_zombies_loop_seconds: float = Field(
+        default=5.0, gt=0, description="Seconds between passes of the zombie reaper."
+    )
+    server_services_zombies_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds without a heartbeat before a running flow run is Crashed "
+        "(at least two of the run's own heartbeat intervals).",
+    )
 
     results_persist_by_default: bool = Field(
         default=False, description="Persist every flow and task result unless told otherwise."

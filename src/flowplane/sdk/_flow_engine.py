@@ -26,7 +26,7 @@ from flowplane.exceptions import (
     RunNotStarted,
     TerminationSignal,
 )
-from flowplane.sdk import _api
+from flowplane.sdk import _api, heartbeats
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Api, Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import FlowRunRecord, new_id, now
@@ -141,6 +141,7 @@ def flow_steps(
         flow_run = yield from _create_flow_run(flow, parameters, run, target, parent_task_run_id)
 
     record = FlowRunRecord(flow_run, flow.name, _api.writer(run.settings))
+    beat = heartbeats.start(run.settings.flows_heartbeat_frequency, record, flow_run)
     log_prints = (
         flow.log_prints
         if flow.log_prints is not None
@@ -220,6 +221,8 @@ def flow_steps(
                 pass
         record.writer.flush(10.0)
         raise
+    finally:
+        heartbeats.stop(beat)
 
 
 def _task_runner(flow: Flow[Any, Any]) -> Any:

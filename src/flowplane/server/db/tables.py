@@ -148,6 +148,10 @@ class FlowRun(_RunColumns, Base):
     infrastructure_pid: Mapped[str | None] = mapped_column(sa.String)
     created_by: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     job_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # Liveness: when the run's process last said it was alive (the heartbeat's own time),
+    # and when the server stops believing it (set by the heartbeat recorder service).
+    last_heartbeat: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    heartbeat_expires: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         sa.UniqueConstraint(
@@ -167,6 +171,8 @@ class FlowRun(_RunColumns, Base):
         sa.Index("ix_flow_run__name", "name"),
         sa.Index("ix_flow_run__work_queue_name", "work_queue_name"),
         sa.Index("ix_flow_run__idempotency_key", "idempotency_key"),
+        # The zombie reaper looks for RUNNING runs whose heartbeats expired.
+        sa.Index("ix_flow_run__state_type_heartbeat_expires", "state_type", "heartbeat_expires"),
         # JSON arrays cannot be indexed usefully on SQLite; PostgreSQL gets a GIN index.
         sa.Index("ix_flow_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
     )

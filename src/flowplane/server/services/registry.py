@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flowplane.server.services.event_persister import EventPersister
+from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
+from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
+from flowplane.settings import Settings
 
 
 def build_services(app: Any) -> list[Any]:
@@ -19,13 +22,33 @@ def build_services(app: Any) -> list[Any]:
     """
     db = app.state.db
     bus = app.state.bus
-    settings = getattr(app.state, "settings", None)
+    settings: Settings = getattr(app.state, "settings", None) or Settings.load()
     services: list[Any] = [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
         LeaseExpiry(db),
     ]
-    if settings is None or settings.server_services_pause_expirations_enabled:
-        interval = settings.server_services_pause_expirations_loop_seconds if settings else 5.0
-        services.append(PauseExpirations(db, bus, interval=interval))
+    if settings.server_services_pause_expirations_enabled:
+        services.append(
+            PauseExpirations(
+                db, bus, interval=settings.server_services_pause_expirations_loop_seconds
+            )
+        )
+    if settings.server_services_late_runs_enabled:
+        services.append(
+            LateRuns(
+                db,
+                bus,
+                interval=settings.server_services_late_runs_loop_seconds,
+                after_seconds=settings.server_services_late_runs_after_seconds,
+            )
+        )
+    if settings.server_services_zombies_enabled:
+        after = settings.server_services_zombies_after_seconds
+        services.append(HeartbeatRecorder(db, bus, after_seconds=after))
+        services.append(
+            ZombieReaper(
+                db, bus, interval=settings.server_services_zombies_loop_seconds, after_seconds=after
+            )
+        )
     return services
