@@ -39,6 +39,8 @@ def _routers() -> list[Any]:
         root,
         task_run_states,
         task_runs,
+        work_pools,
+        work_queues,
     )
 
     return [
@@ -52,6 +54,8 @@ def _routers() -> list[Any]:
         task_run_states.router,
         concurrency_limits.router,
         root.router,
+        work_pools.router,
+        work_queues.router,
     ]
 
 

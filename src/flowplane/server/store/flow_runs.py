@@ -65,12 +65,16 @@ def where(
 
 
 async def create(
-    session: AsyncSession, body: FlowRunCreate, now: datetime
+    session: AsyncSession,
+    body: FlowRunCreate,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool, orchestration.Outcome | None] | None:
     """Create a flow run in its initial state (Pending unless the body says otherwise).
 
     A run whose ``idempotency_key`` is already used by a run of the same flow is not
-    created; that run is returned instead.
+    created; that run is returned instead. ``extra`` sets further columns (a deployment's
+    run gets its work queue and pool this way).
 
     Returns:
         ``(run, created, outcome)``, or None when the flow does not exist.
@@ -106,6 +110,19 @@ async def create(
         "total_run_time": 0.0,
         "auto_scheduled": False,
     }
+    if body.work_pool_name is not None or body.work_queue_name is not None:
+        from flowplane.server.store.work_pools import resolve_queue
+
+        found = await resolve_queue(session, body.work_pool_name, body.work_queue_name)
+        if found is not None:
+            pool, queue = found
+            values.update(
+                work_pool_id=pool.id,
+                work_pool_name=pool.name,
+                work_queue_id=queue.id,
+                work_queue_name=queue.name,
+            )
+    values.update(extra or {})
     outcome = await orchestration.insert_run(
         session,
         RunKind.FLOW,
