@@ -31,6 +31,7 @@ def _routers() -> list[Any]:
     from flowplane.server.api import (
         concurrency_limits,
         concurrency_limits_v2,
+        deployments,
         events,
         flow_run_states,
         flow_runs,
@@ -56,6 +57,7 @@ def _routers() -> list[Any]:
         root.router,
         work_pools.router,
         work_queues.router,
+        deployments.router,
     ]
 
 

@@ -317,29 +317,11 @@ async def read_queues(
     offset: int,
     limit: int,
 ) -> list[Q]:
-    stmt = sa.select(Q).where(queue_where(queues))
+    stmt = sa.select(Q).where(compile_filter(dialect_name(session), Q, queues))
     if pool_id is not None:
         stmt = stmt.where(Q.work_pool_id == pool_id)
     stmt = stmt.order_by(Q.priority, Q.name).offset(offset).limit(limit)
     return list((await session.execute(stmt)).scalars().all())
-
-
-def queue_where(queues: f.WorkQueueFilter | None) -> Any:
-    if queues is None:
-        return sa.true()
-    clauses: list[Any] = []
-    if queues.id is not None and queues.id.any_ is not None:
-        clauses.append(Q.id.in_(queues.id.any_))
-    if queues.name is not None:
-        if queues.name.any_ is not None:
-            clauses.append(Q.name.in_(queues.name.any_))
-        if queues.name.startswith_ is not None:
-            clauses.append(
-                sa.or_(*(Q.name.startswith(p, autoescape=True) for p in queues.name.startswith_))
-            )
-    if not clauses:
-        return sa.true()
-    return sa.or_(*clauses) if queues.operator is f.Operator.or_ else sa.and_(*clauses)
 
 
 async def update_queue(
