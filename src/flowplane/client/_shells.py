@@ -11,11 +11,13 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
+from flowplane.client._deployments import DeploymentOperations
 from flowplane.client._flow_runs import FlowRunOperations
 from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations
 from flowplane.client._protocol import Action, Exchange, Sleep, Steps
 from flowplane.client._task_runs import TaskRunOperations
+from flowplane.client._work_pools import WorkPoolOperations
 from flowplane.settings import Settings
 
 T = TypeVar("T")
@@ -25,7 +27,13 @@ EMBEDDED_BASE_URL = "http://embedded/api"
 
 
 class _BaseClient(
-    FlowOperations, FlowRunOperations, TaskRunOperations, LogEventOperations, ServerOperations
+    FlowOperations,
+    FlowRunOperations,
+    TaskRunOperations,
+    LogEventOperations,
+    ServerOperations,
+    DeploymentOperations,
+    WorkPoolOperations,
 ):
     """Configuration both faces share: URL, auth headers, timeouts, the protocol state."""
 
