@@ -50,6 +50,9 @@ def _register_optional_groups() -> None:
         ("task_runs", "task-run"),
         ("config", "config"),
         ("profiles", "profile"),
+        ("deployments", "deployment"),
+        ("work_pools", "work-pool"),
+        ("work_queues", "work-queue"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

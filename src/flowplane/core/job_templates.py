@@ -112,3 +112,63 @@ def render(template: Mapping[str, Any], job_variables: Mapping[str, Any] | None)
     values = {**defaults(template), **(job_variables or {})}
     rendered = _fill(template.get("job_configuration") or {}, values)
     return rendered if isinstance(rendered, dict) else {}
+
+
+#: The base job template a ``process`` pool gets when none is given: what the process
+#: worker launches (command, environment, working directory) and how it names it.
+PROCESS_TEMPLATE: dict[str, Any] = {
+    "job_configuration": {
+        "command": "{{ command }}",
+        "env": "{{ env }}",
+        "labels": "{{ labels }}",
+        "name": "{{ name }}",
+        "stream_output": "{{ stream_output }}",
+        "working_dir": "{{ working_dir }}",
+    },
+    "variables": {
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": "string",
+                "title": "Name",
+                "description": "Name given to the process.",
+            },
+            "env": {
+                "type": "object",
+                "title": "Environment Variables",
+                "additionalProperties": {"type": "string"},
+                "description": "Environment variables to set for the process.",
+            },
+            "labels": {
+                "type": "object",
+                "title": "Labels",
+                "additionalProperties": {"type": "string"},
+                "description": "Labels for the process.",
+            },
+            "command": {
+                "type": "string",
+                "title": "Command",
+                "description": "The command that starts the flow run (default: the worker's).",
+            },
+            "stream_output": {
+                "type": "boolean",
+                "title": "Stream Output",
+                "default": True,
+                "description": "Whether to stream the process's output to the worker's.",
+            },
+            "working_dir": {
+                "type": "string",
+                "title": "Working Directory",
+                "format": "path",
+                "description": "The folder to start the process in (default: a temporary one).",
+            },
+        },
+    },
+}
+
+
+def default_template(pool_type: str) -> dict[str, Any]:
+    """The template a new pool of ``pool_type`` gets when none is given (``{}`` if unknown)."""
+    import copy
+
+    return copy.deepcopy(PROCESS_TEMPLATE) if pool_type == "process" else {}
