@@ -152,15 +152,19 @@ def _filters(
 @router.post("/filter", response_model=list[Deployment])
 async def read_deployments(
     filters: dict[str, Any] = Depends(_filters),
-    sort: DeploymentSort = Body(DeploymentSort.NAME_ASC),
+    sort: DeploymentSort | None = Body(DeploymentSort.NAME_ASC),
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
-    offset: int = Body(0, ge=0),
+    offset: int | None = Body(0, ge=0),
     db: Database = Depends(get_db),
 ) -> list[Deployment]:
     async with db.read_session() as session:
         clause = store.where(session, **filters)
         rows = await store.read_many(
-            session, clause, sort=sort, offset=offset, limit=page_limit(limit)
+            session,
+            clause,
+            sort=sort or DeploymentSort.NAME_ASC,
+            offset=offset or 0,
+            limit=page_limit(limit),
         )
         return await store.models(session, rows, now_utc())
 
@@ -168,7 +172,7 @@ async def read_deployments(
 @router.post("/paginate", response_model=DeploymentPaginationResponse)
 async def paginate_deployments(
     filters: dict[str, Any] = Depends(_filters),
-    sort: DeploymentSort = Body(DeploymentSort.NAME_ASC),
+    sort: DeploymentSort | None = Body(DeploymentSort.NAME_ASC),
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
     page: int = Body(1, ge=1),
     db: Database = Depends(get_db),
@@ -178,7 +182,11 @@ async def paginate_deployments(
         clause = store.where(session, **filters)
         total = await store.count(session, clause)
         rows = await store.read_many(
-            session, clause, sort=sort, offset=(page - 1) * size, limit=size
+            session,
+            clause,
+            sort=sort or DeploymentSort.NAME_ASC,
+            offset=(page - 1) * size,
+            limit=size,
         )
         results = await store.models(session, rows, now_utc())
     return DeploymentPaginationResponse(

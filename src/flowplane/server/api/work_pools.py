@@ -68,12 +68,12 @@ async def read_work_pool(name: str = Path(...), db: Database = Depends(get_db)) 
 async def read_work_pools(
     work_pools: f.WorkPoolFilter | None = None,
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
-    offset: int = Body(0, ge=0),
+    offset: int | None = Body(0, ge=0),
     db: Database = Depends(get_db),
 ) -> list[WorkPool]:
     now = now_utc()
     async with db.read_session() as session:
-        rows = await store.read_pools(session, work_pools, offset, page_limit(limit))
+        rows = await store.read_pools(session, work_pools, offset or 0, page_limit(limit))
         return await store.pool_models(session, rows, now)
 
 
@@ -193,13 +193,15 @@ async def read_work_queues(
     work_pool_name: str = Path(...),
     work_queues: f.WorkQueueFilter | None = None,
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
-    offset: int = Body(0, ge=0),
+    offset: int | None = Body(0, ge=0),
     db: Database = Depends(get_db),
 ) -> list[WorkQueue]:
     now = now_utc()
     async with db.read_session() as session:
         pool = await _pool(session, work_pool_name)
-        rows = await store.read_queues(session, pool.id, work_queues, offset, page_limit(limit))
+        rows = await store.read_queues(
+            session, pool.id, work_queues, offset or 0, page_limit(limit)
+        )
         return await store.queue_models(session, rows, now)
 
 
@@ -269,13 +271,13 @@ async def read_workers(
     work_pool_name: str = Path(...),
     workers: f.WorkerFilter | None = None,
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
-    offset: int = Body(0, ge=0),
+    offset: int | None = Body(0, ge=0),
     db: Database = Depends(get_db),
 ) -> list[Worker]:
     async with db.read_session() as session:
         pool = await _pool(session, work_pool_name)
         return await store.read_workers(
-            session, pool.id, workers, offset, page_limit(limit), now_utc()
+            session, pool.id, workers, offset or 0, page_limit(limit), now_utc()
         )
 
 

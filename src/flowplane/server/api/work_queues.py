@@ -69,11 +69,11 @@ async def read_work_queue_by_name(
 async def read_work_queues(
     work_queues: f.WorkQueueFilter | None = None,
     limit: int | None = Body(None, ge=0, le=MAX_LIMIT),
-    offset: int = Body(0, ge=0),
+    offset: int | None = Body(0, ge=0),
     db: Database = Depends(get_db),
 ) -> list[WorkQueue]:
     async with db.read_session() as session:
-        rows = await store.read_queues(session, None, work_queues, offset, page_limit(limit))
+        rows = await store.read_queues(session, None, work_queues, offset or 0, page_limit(limit))
         return await store.queue_models(session, rows, now_utc())
 
 
