@@ -84,8 +84,8 @@ async def models(session: AsyncSession, rows: list[D], now: datetime) -> list[De
     ids = [r.id for r in rows]
     schedules: dict[UUID, list[DeploymentSchedule]] = {i: [] for i in ids}
     stmt = sa.select(S).where(S.deployment_id.in_(ids)).order_by(S.created, S.id)
-    for row in (await session.execute(stmt)).scalars():
-        schedules[row.deployment_id].append(schedule_model(row))
+    for sched in (await session.execute(stmt)).scalars():
+        schedules[sched.deployment_id].append(schedule_model(sched))
     queue_ids = {r.work_queue_id for r in rows if r.work_queue_id}
     pool_names: dict[UUID, str] = {}
     if queue_ids:
