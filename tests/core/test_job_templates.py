@@ -90,3 +90,19 @@ def test_deployment_slot_decisions() -> None:
     assert d.deployment_slot(1, 1, "CANCEL_NEW") is d.SlotDecision.CANCEL
     assert d.available_slots(None, 3) is None
     assert d.available_slots(2, 3) == 0
+
+
+def test_variables_problem_checks_types_of_given_values_only() -> None:
+    from flowplane.core.job_templates import PROCESS_TEMPLATE, default_template, variables_problem
+
+    assert variables_problem(TEMPLATE, {"env": {"A": "1"}}) is None
+    problem = variables_problem(TEMPLATE, {"stream_output": "yes"})
+    assert problem is not None and "'stream_output'" in problem
+    assert variables_problem({}, {"anything": 1}) is None
+    assert default_template("process") == PROCESS_TEMPLATE
+    assert default_template("process") is not PROCESS_TEMPLATE
+    assert default_template("kubernetes") == {}
+    assert template_problem(PROCESS_TEMPLATE) is None
+    rendered = render(PROCESS_TEMPLATE, {"env": {"X": "1"}, "working_dir": "/tmp"})
+    assert rendered["env"] == {"X": "1"} and rendered["stream_output"] is True
+    assert rendered["working_dir"] == "/tmp" and "command" not in rendered

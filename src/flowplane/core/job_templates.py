@@ -172,3 +172,26 @@ def default_template(pool_type: str) -> dict[str, Any]:
     import copy
 
     return copy.deepcopy(PROCESS_TEMPLATE) if pool_type == "process" else {}
+
+
+def variables_problem(template: Mapping[str, Any], job_variables: Mapping[str, Any]) -> str | None:
+    """Why ``job_variables`` do not fit the template's variables schema (None when they do).
+
+    Only the values given are checked: a required variable may be left to its default
+    or to the worker.
+    """
+    import jsonschema
+
+    schema = dict(template.get("variables") or {})
+    if not schema or not job_variables:
+        return None
+    schema.pop("required", None)
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(dict(job_variables)),
+        key=lambda e: list(e.path),
+    )
+    if not errors:
+        return None
+    error = errors[0]
+    field = ".".join(str(p) for p in error.path) or "?"
+    return f"Validation failed for field {field!r}. Failure reason: {error.message}"

@@ -339,3 +339,39 @@ async def test_flow_run_lists_filter_by_deployment_pool_and_queue(client) -> Non
         "/task_runs/count", json={"deployments": {"id": {"any_": [dep["id"]]}}}
     )
     assert tasks.json() == 0
+
+
+async def test_job_variables_are_checked_against_the_pools_template(client) -> None:
+    template = {
+        "job_configuration": {"env": "{{ env }}", "workers": "{{ workers }}"},
+        "variables": {
+            "type": "object",
+            "properties": {"env": {"type": "object"}, "workers": {"type": "integer"}},
+            "required": ["workers"],
+        },
+    }
+    await make_pool(client, "typed", base_job_template=template)
+    flow_id = await make_flow(client)
+    bad = await client.post(
+        "/deployments/",
+        json={
+            "name": "d",
+            "flow_id": flow_id,
+            "work_pool_name": "typed",
+            "job_variables": {"workers": "two"},
+        },
+    )
+    assert bad.status_code == 422 and "'workers'" in bad.json()["detail"]
+    assert (await client.post("/deployments/count", json={})).json() == 0
+    dep = await make_deployment(
+        client, flow_id, "d", work_pool_name="typed", job_variables={"env": {"A": "1"}}
+    )
+    url = f"/deployments/{dep['id']}/create_flow_run"
+    refused = await client.post(url, json={"job_variables": {"env": "not-an-object"}})
+    assert refused.status_code == 422 and "'env'" in refused.json()["detail"]
+    assert (await client.post("/flow_runs/count", json={})).json() == 0
+    made = await client.post(url, json={"job_variables": {"workers": 4}})
+    assert made.status_code == 201 and made.json()["job_variables"] == {
+        "env": {"A": "1"},
+        "workers": 4,
+    }

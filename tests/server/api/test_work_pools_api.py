@@ -219,3 +219,29 @@ async def test_concurrent_polls_never_hand_out_a_run_twice(client) -> None:
     handed = [r["flow_run"]["id"] for batch in batches for r in batch]
     assert len(handed) == len(set(handed))
     assert set(handed) <= made and len(handed) == 40
+
+
+async def test_two_servers_on_one_database_never_hand_out_a_run_twice(
+    client, database_url, flowplane_home
+) -> None:
+    """Two app instances (two engines, as two server processes would have) poll one pool."""
+    import asyncio
+
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    from flowplane.server.app import create_app
+    from flowplane.settings import Settings
+
+    await make_pool(client, "shared")
+    flow_id = await make_flow(client)
+    made = {(await scheduled_run(client, flow_id, "shared"))["id"] for _ in range(30)}
+    settings = Settings(home=flowplane_home, database_url=database_url)
+    other_app = create_app(settings, run_migrations=False, run_services=False)
+    async with LifespanManager(other_app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other/api") as other:
+            polls = [poll(c, "shared", limit=2) for _ in range(12) for c in (client, other)]
+            batches = await asyncio.gather(*polls)
+    handed = [r["flow_run"]["id"] for batch in batches for r in batch]
+    assert len(handed) == len(set(handed)) == 30 and set(handed) == made

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Response, status
 
 from flowplane.core.deployments import merged_parameters
+from flowplane.core.job_templates import variables_problem
 from flowplane.core.states import StateType
 from flowplane.schemas import filters as f
 from flowplane.schemas.base import UTCDateTime, now_utc
@@ -102,6 +103,11 @@ async def create_deployment(
             raise HTTPException(422, detail=problem)
     now = now_utc()
     async with db.session() as session:
+        if deployment.work_pool_name and deployment.job_variables:
+            pool = await pool_store.read_pool(session, deployment.work_pool_name)
+            problem = pool and variables_problem(pool.base_job_template, deployment.job_variables)
+            if problem:
+                raise HTTPException(422, detail=f"Error creating deployment: {problem}")
         try:
             row = await store.upsert(session, deployment, now)
         except store.MissingWorkPool as exc:
@@ -454,8 +460,12 @@ async def _create_run(
             raise _missing_pool(exc)
     elif row.work_queue_id is not None:
         queue = await pool_store.read_queue_by_id(session, row.work_queue_id)
+    job_variables = {**(row.job_variables or {}), **(body.job_variables or {})}
     if queue is not None:
         pool = await pool_store.read_pool_by_id(session, queue.work_pool_id)
+        problem = pool and variables_problem(pool.base_job_template, job_variables)
+        if problem:
+            raise HTTPException(422, detail=f"Error creating flow run: {problem}")
         extra.update(
             work_queue_id=queue.id,
             work_queue_name=queue.name,
@@ -478,7 +488,7 @@ async def _create_run(
         tags=list(dict.fromkeys([*(row.tags or []), *body.tags])),
         labels={**(row.labels or {}), "prefect.deployment.id": str(row.id), **(body.labels or {})},
         idempotency_key=body.idempotency_key,
-        job_variables={**(row.job_variables or {}), **(body.job_variables or {})},
+        job_variables=job_variables,
         state=state,
     )
     created = await run_store.create(session, create, now, extra)
