@@ -105,7 +105,11 @@ async def create_deployment(
     async with db.session() as session:
         if deployment.work_pool_name and deployment.job_variables:
             pool = await pool_store.read_pool(session, deployment.work_pool_name)
-            problem = pool and variables_problem(pool.base_job_template, deployment.job_variables)
+            problem = (
+                variables_problem(pool.base_job_template, deployment.job_variables)
+                if pool
+                else None
+            )
             if problem:
                 raise HTTPException(422, detail=f"Error creating deployment: {problem}")
         try:
@@ -463,7 +467,7 @@ async def _create_run(
     job_variables = {**(row.job_variables or {}), **(body.job_variables or {})}
     if queue is not None:
         pool = await pool_store.read_pool_by_id(session, queue.work_pool_id)
-        problem = pool and variables_problem(pool.base_job_template, job_variables)
+        problem = variables_problem(pool.base_job_template, job_variables) if pool else None
         if problem:
             raise HTTPException(422, detail=f"Error creating flow run: {problem}")
         extra.update(
