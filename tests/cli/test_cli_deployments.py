@@ -136,3 +136,32 @@ def test_deployment_run_with_params(deployed: dict[str, Any]) -> None:
     assert len(preview) == 3 and {run["id"], same["id"]} <= {r["id"] for r in preview}
     result = flowplane("deployment", "run", "etl/nightly", "-o", "yaml")
     assert result.returncode == 1
+
+
+def test_watch_prints_states_and_logs_until_the_run_ends(
+    deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    from flowplane.cli.deployments import _watch
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployed["deployment"])
+        client.set_flow_run_state(run.id, {"type": "PENDING"})
+        client.set_flow_run_state(run.id, {"type": "RUNNING"})
+        client.create_logs(
+            [
+                {
+                    "name": "flow",
+                    "level": 20,
+                    "message": "working hard",
+                    "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "flow_run_id": str(run.id),
+                }
+            ]
+        )
+        client.set_flow_run_state(run.id, {"type": "FAILED", "message": "boom"})
+        code = _watch(client, run)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "working hard" in out and "State: Failed - boom" in out
