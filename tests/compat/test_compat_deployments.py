@@ -73,6 +73,22 @@ def test_from_source_deploy_is_listed_by_prefect(
     # server does not serve yet (automations are another piece of work).
 
 
+def test_prefect_preview_shows_a_run_without_claiming_it(
+    prefect: PrefectRunner, deployment: dict[str, str], pool: str, api: httpx.Client
+) -> None:
+    out = succeeded(prefect.cli("deployment", "run", deployment["full_name"]))
+    run_id = [line.split()[-1] for line in out.splitlines() if "UUID:" in line][-1]
+    assert run_id in succeeded(prefect.cli("work-pool", "preview", pool))
+    assert run_id in succeeded(prefect.cli("work-queue", "preview", "default", "--pool", pool))
+    # Previews use the workers' endpoint without a time: the run is still there to claim.
+    soon = api.post(
+        f"/work_pools/{pool}/get_scheduled_flow_runs",
+        json={"scheduled_before": "2999-01-01T00:00:00Z"},
+    )
+    assert run_id in [r["flow_run"]["id"] for r in soon.json()]
+    assert api.get(f"/work_pools/{pool}").json()["active_slots"] == 0
+
+
 @pytest.fixture
 def worker(prefect: PrefectRunner, pool: str, tmp_path: Path) -> Iterator[Path]:
     """``prefect worker start --pool P --type process`` polling our server; stopped by its group."""

@@ -113,7 +113,12 @@ class WorkPoolOperations:
         scheduled_after: datetime | None = None,
         limit: int | None = None,
     ) -> Call[list[WorkerFlowRunResponse]]:
-        """Claim the pool's due Scheduled runs for this worker (no other poll gets them)."""
+        """The pool's Scheduled runs due by ``scheduled_before``, claimed for this worker.
+
+        With ``scheduled_before`` at most five minutes ahead the runs are claimed: no
+        other poll gets them for 30 s, time to propose Pending. Without it (or further
+        ahead) this is a preview and claims nothing.
+        """
         payload = body(
             work_queue_names=work_queue_names,
             scheduled_before=scheduled_before.isoformat() if scheduled_before else None,

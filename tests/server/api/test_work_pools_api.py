@@ -203,10 +203,10 @@ async def test_queue_limit_and_queue_names_and_time_window(client) -> None:
     assert [r["flow_run"]["id"] for r in got] == [a["id"]]
     assert await poll(client, "p", work_queue_names=["one"]) == []
     assert await poll(client, "p", work_queue_names=["default"]) == []
-    later = await poll(client, "p", scheduled_before=ago(-7200).isoformat())
+    later = await poll(client, "p", scheduled_before=ago(-7200).isoformat())  # a preview
     assert [r["flow_run"]["id"] for r in later] == [future["id"]]
     status = (await client.post("/work_pools/p/concurrency_status", json={})).json()
-    assert status["active_slots"] == 2 and status["count"] == 2
+    assert status["active_slots"] == 1 and status["count"] == 2  # the preview claimed nothing
 
 
 async def test_concurrent_polls_never_hand_out_a_run_twice(client) -> None:
@@ -245,3 +245,17 @@ async def test_two_servers_on_one_database_never_hand_out_a_run_twice(
             batches = await asyncio.gather(*polls)
     handed = [r["flow_run"]["id"] for batch in batches for r in batch]
     assert len(handed) == len(set(handed)) == 30 and set(handed) == made
+
+
+async def test_a_preview_far_ahead_claims_nothing(client) -> None:
+    from work_support import ago
+
+    await make_pool(client, "p")
+    flow_id = await make_flow(client)
+    run = await scheduled_run(client, flow_id, "p")
+    preview = await poll(client, "p", scheduled_before=ago(-3600).isoformat())
+    assert [r["flow_run"]["id"] for r in preview] == [run["id"]]
+    untimed = await client.post("/work_pools/p/get_scheduled_flow_runs", json={})
+    assert [r["flow_run"]["id"] for r in untimed.json()] == [run["id"]]
+    assert [r["flow_run"]["id"] for r in await poll(client, "p")] == [run["id"]]
+    assert await poll(client, "p") == []  # the worker-shaped poll claimed it

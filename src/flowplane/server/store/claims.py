@@ -1,5 +1,12 @@
 """Workers claiming Scheduled runs from a pool: each run goes to one poller, within the limits.
 
+Only worker-shaped polls claim: those that give ``scheduled_before`` within
+:data:`MAX_CLAIM_AHEAD` of now (Prefect's worker sends now + its prefetch). A poll
+without it, or looking further ahead, is a preview (``prefect work-pool preview``
+uses this same endpoint with no time): it reads the runs and claims nothing.
+Claims are an efficiency, not the last line of defence: a run already Pending
+cannot be made Pending again, so at most one worker ever starts it.
+
 A poll locks the pool's row (PostgreSQL; SQLite writers are serialized anyway), so
 concurrent polls of one pool take turns: each sees the claims of those before it.
 A claim marks the run ``claimed_until`` a short lease; the worker then proposes
@@ -28,7 +35,9 @@ R = t.FlowRun
 Q = t.WorkQueue
 
 #: How long a claimed run is held for its worker before another poll may take it.
-CLAIM_LEASE = timedelta(seconds=60)
+CLAIM_LEASE = timedelta(seconds=30)
+#: Polls for runs due further ahead than this are previews: they claim nothing.
+MAX_CLAIM_AHEAD = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ async def claim_from_pool(
 
     The caller has locked the pool row (``read_pool(..., lock=True)``) in this transaction.
     """
+    claim = before is not None and before <= now + MAX_CLAIM_AHEAD
     stmt = sa.select(Q).where(Q.work_pool_id == pool.id)
     if queue_names:
         stmt = stmt.where(Q.name.in_(queue_names))
@@ -112,6 +122,12 @@ async def claim_from_pool(
             ).scalars()
         )
         if not ids:
+            continue
+        if not claim:
+            claimed.extend((run_id, queue.id) for run_id in ids)
+            remaining -= len(ids)
+            if remaining <= 0:
+                break
             continue
         # Re-checked in the UPDATE: a run proposed Pending meanwhile is not claimed.
         taken = await execute_count(
