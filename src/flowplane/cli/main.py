@@ -54,6 +54,9 @@ def _register_optional_groups() -> None:
         ("variables", "variable"),
         ("artifacts", "artifact"),
         ("cache", "cache"),
+        ("deployments", "deployment"),
+        ("work_pools", "work-pool"),
+        ("work_queues", "work-queue"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

@@ -122,6 +122,9 @@ class FlowRunOperations:
         flow_filter: FlowFilter | AnyFilter | None = None,
         flow_run_filter: FlowRunFilter | AnyFilter | None = None,
         task_run_filter: TaskRunFilter | AnyFilter | None = None,
+        deployment_filter: AnyFilter = None,
+        work_pool_filter: AnyFilter = None,
+        work_queue_filter: AnyFilter = None,
         sort: FlowRunSort | str | None = None,
         limit: int | None = None,
         offset: int = 0,
@@ -132,6 +135,9 @@ class FlowRunOperations:
             flow_filter: conditions on the runs' flows.
             flow_run_filter: conditions on the runs.
             task_run_filter: keep runs with a task run matching this.
+            deployment_filter: keep runs of deployments matching this.
+            work_pool_filter: keep runs queued in work pools matching this.
+            work_queue_filter: keep runs queued in work queues matching this.
             sort: the order (server default: newest id first).
             limit: at most this many (the server caps it).
             offset: skip this many first.
@@ -140,6 +146,9 @@ class FlowRunOperations:
             flows=flow_filter,
             flow_runs=flow_run_filter,
             task_runs=task_run_filter,
+            deployments=deployment_filter,
+            work_pools=work_pool_filter,
+            work_pool_queues=work_queue_filter,
             sort=enum_value(sort),
             limit=limit,
             offset=offset,
@@ -153,9 +162,19 @@ class FlowRunOperations:
         flow_filter: FlowFilter | AnyFilter | None = None,
         flow_run_filter: FlowRunFilter | AnyFilter | None = None,
         task_run_filter: TaskRunFilter | AnyFilter | None = None,
+        deployment_filter: AnyFilter = None,
+        work_pool_filter: AnyFilter = None,
+        work_queue_filter: AnyFilter = None,
     ) -> Call[int]:
         """Count the flow runs that match every filter given."""
-        payload = body(flows=flow_filter, flow_runs=flow_run_filter, task_runs=task_run_filter)
+        payload = body(
+            flows=flow_filter,
+            flow_runs=flow_run_filter,
+            task_runs=task_run_filter,
+            deployments=deployment_filter,
+            work_pools=work_pool_filter,
+            work_pool_queues=work_queue_filter,
+        )
         return Call("POST", "/flow_runs/count", value(int), json=payload)
 
     @operation

@@ -11,12 +11,14 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
+from flowplane.client._deployments import DeploymentOperations
 from flowplane.client._flow_runs import FlowRunOperations
 from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations
 from flowplane.client._protocol import Action, Exchange, Sleep, Steps
 from flowplane.client._task_runs import TaskRunOperations
 from flowplane.client._variables_artifacts import ArtifactOperations, VariableOperations
+from flowplane.client._work_pools import WorkPoolOperations
 from flowplane.settings import Settings
 
 T = TypeVar("T")
@@ -33,6 +35,8 @@ class _BaseClient(
     ServerOperations,
     VariableOperations,
     ArtifactOperations,
+    DeploymentOperations,
+    WorkPoolOperations,
 ):
     """Configuration both faces share: URL, auth headers, timeouts, the protocol state."""
 

@@ -330,3 +330,118 @@ class LogFilter(CompositeFilter):
     flow_run_id: LogFilterFlowRunId | None = None
     task_run_id: LogFilterTaskRunId | None = None
     text: LogFilterTextSearch | None = None
+
+
+# --- deployments ---------------------------------------------------------------
+
+
+class DeploymentFilterId(LeafFilter):
+    column = "id"
+    any_: list[UUID] | None = None
+    not_any_: list[UUID] | None = None
+
+
+class DeploymentFilterName(LeafFilter):
+    column = "name"
+    any_: list[str] | None = None
+    like_: str | None = None
+
+
+class DeploymentOrFlowNameFilter(LeafFilter):
+    """Deployments whose own name or whose flow's name contains ``like_``."""
+
+    like_: str | None = None
+
+
+class DeploymentFilterPaused(LeafFilter):
+    column = "paused"
+    eq_: bool | None = None
+
+
+class DeploymentFilterWorkQueueName(LeafFilter):
+    column = "work_queue_name"
+    any_: list[str] | None = None
+
+
+class DeploymentFilterTags(LeafFilter):
+    column = "tags"
+    operator: Operator = Operator.and_
+    all_: list[str] | None = None
+    any_: list[str] | None = None
+    is_null_: bool | None = None
+
+
+class DeploymentFilterConcurrencyLimit(LeafFilter):
+    column = "concurrency_limit"
+    ge_: int | None = None
+    le_: int | None = None
+    is_null_: bool | None = None
+
+
+class DeploymentFilter(CompositeFilter):
+    id: DeploymentFilterId | None = None
+    name: DeploymentFilterName | None = None
+    flow_or_deployment_name: DeploymentOrFlowNameFilter | None = None
+    paused: DeploymentFilterPaused | None = None
+    tags: DeploymentFilterTags | None = None
+    work_queue_name: DeploymentFilterWorkQueueName | None = None
+    concurrency_limit: DeploymentFilterConcurrencyLimit | None = None
+
+
+# --- work pools, queues, workers ---------------------------------------------------
+
+
+class WorkPoolFilterId(LeafFilter):
+    column = "id"
+    any_: list[UUID] | None = None
+
+
+class WorkPoolFilterName(LeafFilter):
+    column = "name"
+    any_: list[str] | None = None
+
+
+class WorkPoolFilterType(LeafFilter):
+    column = "type"
+    any_: list[str] | None = None
+
+
+class WorkPoolFilter(CompositeFilter):
+    id: WorkPoolFilterId | None = None
+    name: WorkPoolFilterName | None = None
+    type: WorkPoolFilterType | None = None
+
+
+class WorkQueueFilterId(LeafFilter):
+    column = "id"
+    any_: list[UUID] | None = None
+
+
+class WorkQueueFilterName(LeafFilter):
+    """Queues named one of ``any_`` or starting with one of ``startswith_``."""
+
+    any_: list[str] | None = None
+    startswith_: list[str] | None = None
+
+
+class WorkQueueFilter(CompositeFilter):
+    id: WorkQueueFilterId | None = None
+    name: WorkQueueFilterName | None = None
+
+
+class WorkerFilterLastHeartbeatTime(LeafFilter):
+    column = "last_heartbeat_time"
+    before_: UTCDateTime | None = None
+    after_: UTCDateTime | None = None
+
+
+class WorkerFilterStatus(LeafFilter):
+    """Workers by liveness; the status is derived from the last heartbeat."""
+
+    any_: list[str] | None = None
+    not_any_: list[str] | None = None
+
+
+class WorkerFilter(CompositeFilter):
+    last_heartbeat_time: WorkerFilterLastHeartbeatTime | None = None
+    status: WorkerFilterStatus | None = None

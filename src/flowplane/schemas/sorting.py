@@ -42,3 +42,10 @@ class LogSort(str, enum.Enum):
 class EventOrder(str, enum.Enum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+class DeploymentSort(str, enum.Enum):
+    CREATED_DESC = "CREATED_DESC"
+    UPDATED_DESC = "UPDATED_DESC"
+    NAME_ASC = "NAME_ASC"
+    NAME_DESC = "NAME_DESC"

@@ -32,6 +32,7 @@ def _routers() -> list[Any]:
         artifacts,
         concurrency_limits,
         concurrency_limits_v2,
+        deployments,
         events,
         flow_run_states,
         flow_runs,
@@ -41,6 +42,8 @@ def _routers() -> list[Any]:
         task_run_states,
         task_runs,
         variables,
+        work_pools,
+        work_queues,
     )
 
     return [
@@ -56,6 +59,9 @@ def _routers() -> list[Any]:
         root.router,
         variables.router,
         artifacts.router,
+        work_pools.router,
+        work_queues.router,
+        deployments.router,
     ]
 
 

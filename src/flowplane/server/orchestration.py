@@ -364,6 +364,10 @@ async def set_state(
         return None
     current = _current_state(row)
     decision, state, values = _plan(spec, row, current, proposed, force, now)
+    if kind is RunKind.FLOW and state is not None:
+        decision, state, values = await _deployment_limits(
+            session, spec, row, current, state, decision, values, force, now
+        )
     if state is None:
         result = OrchestrationResult(
             state=current, status=decision.status, details=_details(decision)
@@ -379,6 +383,42 @@ async def set_state(
     if kind is RunKind.FLOW:
         await _after_flow_run_change(session, outcome, current, state, now)
     return outcome
+
+
+async def _deployment_limits(
+    session: AsyncSession,
+    spec: RunTables,
+    row: Mapping[str, Any],
+    current: State | None,
+    state: State,
+    decision: Decision,
+    values: dict[str, Any],
+    force: bool,
+    now: datetime,
+) -> tuple[Decision, State | None, dict[str, Any]]:
+    """Hold a deployment's run back when its concurrency limit is full, and end a worker's claim.
+
+    A run about to become Pending under a full limit is rejected into
+    ``AwaitingConcurrencySlot`` (ENQUEUE) or Cancelled (CANCEL_NEW) instead.
+    """
+    if row.get("claimed_until") is not None:
+        values["claimed_until"] = None
+    entering = state.type is StateType.PENDING and (
+        current is None or current.type is not StateType.PENDING
+    )
+    if force or not entering or row.get("deployment_id") is None:
+        return decision, state, values
+    from flowplane.server.store.deployment_slots import gate
+
+    held = await gate(session, dict(row), now)
+    if held is None:
+        return decision, state, values
+    replacement, reason = held
+    _, new_state, new_values = _plan(spec, row, current, replacement, True, now)
+    if row.get("claimed_until") is not None:
+        new_values["claimed_until"] = None
+    rejected = replace(decision, status=SetStateStatus.REJECT, reason=reason)
+    return rejected, new_state, new_values
 
 
 async def insert_run(

@@ -120,9 +120,11 @@ class ProcessWorker:
                 raise
             logger.info("Work pool %r does not exist; creating it.", self.options.pool)
             pool = self.client.create_work_pool(
-                name=self.options.pool,
-                type=self.options.type,
-                base_job_template=PROCESS_BASE_JOB_TEMPLATE,
+                {
+                    "name": self.options.pool,
+                    "type": self.options.type,
+                    "base_job_template": PROCESS_BASE_JOB_TEMPLATE,
+                }
             )
         self._template = pool.base_job_template or PROCESS_BASE_JOB_TEMPLATE
         if pool.type not in (self.options.type, "prefect-agent"):

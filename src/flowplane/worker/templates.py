@@ -16,56 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-PROCESS_BASE_JOB_TEMPLATE: dict[str, Any] = {
-    "job_configuration": {
-        "command": "{{ command }}",
-        "env": "{{ env }}",
-        "labels": "{{ labels }}",
-        "name": "{{ name }}",
-        "stream_output": "{{ stream_output }}",
-        "working_dir": "{{ working_dir }}",
-    },
-    "variables": {
-        "type": "object",
-        "properties": {
-            "name": {
-                "title": "Name",
-                "type": "string",
-                "description": "Name given to the flow run's process.",
-            },
-            "env": {
-                "title": "Environment Variables",
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "Environment variables to set for the flow run's process.",
-            },
-            "labels": {
-                "title": "Labels",
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "Labels for the flow run's process.",
-            },
-            "command": {
-                "title": "Command",
-                "type": "string",
-                "description": "The command that runs the flow run; default: flowplane's "
-                "executor for it (`python -m flowplane flow-run execute ID`).",
-            },
-            "stream_output": {
-                "title": "Stream Output",
-                "type": "boolean",
-                "default": True,
-                "description": "Show the flow run process's output in the worker's terminal.",
-            },
-            "working_dir": {
-                "title": "Working Directory",
-                "type": "string",
-                "format": "path",
-                "description": "The folder the flow run's process starts in.",
-            },
-        },
-    },
-}
+from flowplane.core.job_templates import PROCESS_TEMPLATE
+
+#: The template a process pool gets (defined once, in core, with the pool rules).
+PROCESS_BASE_JOB_TEMPLATE: dict[str, Any] = PROCESS_TEMPLATE
 
 
 @dataclass

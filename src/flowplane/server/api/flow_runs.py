@@ -51,11 +51,11 @@ from flowplane.server.api.deps import (
     not_found,
     page_limit,
     pages,
-    refuse_unsupported_filters,
 )
 from flowplane.server.db.session import Database
 from flowplane.server.store import flow_runs as store
 from flowplane.server.store import logs as log_store
+from flowplane.server.store.filtering import RunLinks
 
 router = APIRouter(prefix="/flow_runs", tags=["Flow Runs"])
 
@@ -93,16 +93,16 @@ async def count_flow_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
-    work_pools: dict[str, Any] | None = Body(None),
-    work_pool_queues: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
+    work_pools: f.WorkPoolFilter | None = None,
+    work_pool_queues: f.WorkQueueFilter | None = None,
     db: Database = Depends(get_db),
 ) -> int:
-    refuse_unsupported_filters(
-        deployments=deployments, work_pools=work_pools, work_pool_queues=work_pool_queues
-    )
+    links = RunLinks(deployments, work_pools, work_pool_queues)
     async with db.read_session() as session:
-        return await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
+        return await store.count(
+            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs, links=links
+        )
 
 
 @router.post("/lateness")
@@ -110,18 +110,21 @@ async def average_flow_run_lateness(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
-    work_pools: dict[str, Any] | None = Body(None),
-    work_pool_queues: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
+    work_pools: f.WorkPoolFilter | None = None,
+    work_pool_queues: f.WorkQueueFilter | None = None,
     db: Database = Depends(get_db),
 ) -> float | None:
     """Average lateness, in seconds, of the matching runs (null when none match)."""
-    refuse_unsupported_filters(
-        deployments=deployments, work_pools=work_pools, work_pool_queues=work_pool_queues
-    )
+    links = RunLinks(deployments, work_pools, work_pool_queues)
     async with db.read_session() as session:
         return await store.average_lateness(
-            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs, now=now_utc()
+            session,
+            flows=flows,
+            flow_runs=flow_runs,
+            task_runs=task_runs,
+            now=now_utc(),
+            links=links,
         )
 
 
@@ -133,15 +136,13 @@ async def flow_run_history(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
-    work_pools: dict[str, Any] | None = Body(None),
-    work_queues: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
+    work_pools: f.WorkPoolFilter | None = None,
+    work_queues: f.WorkQueueFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
     """Runs per interval of expected start time and per state, with summed run time and lateness."""
-    refuse_unsupported_filters(
-        deployments=deployments, work_pools=work_pools, work_queues=work_queues
-    )
+    links = RunLinks(deployments, work_pools, work_queues)
     interval = history_interval(history_interval_seconds)
     async with db.read_session() as session:
         history = await store.history(
@@ -152,6 +153,7 @@ async def flow_run_history(
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             now=now_utc(),
         )
     return json_response(history)
@@ -174,20 +176,19 @@ async def read_flow_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
-    work_pools: dict[str, Any] | None = Body(None),
-    work_pool_queues: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
+    work_pools: f.WorkPoolFilter | None = None,
+    work_pool_queues: f.WorkQueueFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
-    refuse_unsupported_filters(
-        deployments=deployments, work_pools=work_pools, work_pool_queues=work_pool_queues
-    )
+    links = RunLinks(deployments, work_pools, work_pool_queues)
     async with db.read_session() as session:
         runs = await store.read_many(
             session,
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             sort=sort or FlowRunSort.ID_DESC,
             offset=offset,
             limit=page_limit(limit),
@@ -204,22 +205,23 @@ async def paginate_flow_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
-    work_pools: dict[str, Any] | None = Body(None),
-    work_pool_queues: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
+    work_pools: f.WorkPoolFilter | None = None,
+    work_pool_queues: f.WorkQueueFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
-    refuse_unsupported_filters(
-        deployments=deployments, work_pools=work_pools, work_pool_queues=work_pool_queues
-    )
+    links = RunLinks(deployments, work_pools, work_pool_queues)
     size = page_limit(limit)
     async with db.read_session() as session:
-        total = await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
+        total = await store.count(
+            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs, links=links
+        )
         runs = await store.read_many(
             session,
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             sort=sort or FlowRunSort.ID_DESC,
             offset=(page - 1) * size,
             limit=size,

@@ -30,10 +30,10 @@ from flowplane.server.api.deps import (
     not_found,
     page_limit,
     pages,
-    refuse_unsupported_filters,
 )
 from flowplane.server.db.session import Database
 from flowplane.server.store import task_runs as store
+from flowplane.server.store.filtering import RunLinks
 
 router = APIRouter(prefix="/task_runs", tags=["Task Runs"])
 
@@ -58,12 +58,14 @@ async def count_task_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
     db: Database = Depends(get_db),
 ) -> int:
-    refuse_unsupported_filters(deployments=deployments)
+    links = RunLinks(deployments)
     async with db.read_session() as session:
-        return await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
+        return await store.count(
+            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs, links=links
+        )
 
 
 @router.post("/history", response_model=list[HistoryResponse])
@@ -74,11 +76,11 @@ async def task_run_history(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
     """Runs per interval of expected start time and per state, with summed run time and lateness."""
-    refuse_unsupported_filters(deployments=deployments)
+    links = RunLinks(deployments)
     interval = history_interval(history_interval_seconds)
     async with db.read_session() as session:
         history = await store.history(
@@ -89,6 +91,7 @@ async def task_run_history(
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             now=now_utc(),
         )
     return json_response(history)
@@ -111,16 +114,17 @@ async def read_task_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
-    refuse_unsupported_filters(deployments=deployments)
+    links = RunLinks(deployments)
     async with db.read_session() as session:
         runs = await store.read_many(
             session,
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             sort=sort or TaskRunSort.ID_DESC,
             offset=offset,
             limit=page_limit(limit),
@@ -137,18 +141,21 @@ async def paginate_task_runs(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = None,
     db: Database = Depends(get_db),
 ) -> Response:
-    refuse_unsupported_filters(deployments=deployments)
+    links = RunLinks(deployments)
     size = page_limit(limit)
     async with db.read_session() as session:
-        total = await store.count(session, flows=flows, flow_runs=flow_runs, task_runs=task_runs)
+        total = await store.count(
+            session, flows=flows, flow_runs=flow_runs, task_runs=task_runs, links=links
+        )
         runs = await store.read_many(
             session,
             flows=flows,
             flow_runs=flow_runs,
             task_runs=task_runs,
+            links=links,
             sort=sort or TaskRunSort.ID_DESC,
             offset=(page - 1) * size,
             limit=size,

@@ -152,6 +152,8 @@ class FlowRun(_RunColumns, Base):
     # and when the server stops believing it (set by the heartbeat recorder service).
     last_heartbeat: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     heartbeat_expires: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    #: A worker took this Scheduled run from its pool; no other poll returns it until then.
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         sa.UniqueConstraint(
@@ -170,6 +172,7 @@ class FlowRun(_RunColumns, Base):
         sa.Index("ix_flow_run__end_time_desc", sa.desc("end_time")),
         sa.Index("ix_flow_run__name", "name"),
         sa.Index("ix_flow_run__work_queue_name", "work_queue_name"),
+        sa.Index("ix_flow_run__work_queue_id_state_type", "work_queue_id", "state_type"),
         sa.Index("ix_flow_run__idempotency_key", "idempotency_key"),
         # The zombie reaper looks for RUNNING runs whose heartbeats expired.
         sa.Index("ix_flow_run__state_type_heartbeat_expires", "state_type", "heartbeat_expires"),
@@ -438,6 +441,128 @@ class ArtifactCollection(_ArtifactColumns, Base):
     latest_created: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
 
     __table_args__ = (sa.UniqueConstraint("key", name="uq_artifact_collection__key"),)
+
+
+class Deployment(Base):
+    """A flow made runnable by name, with defaults for its runs and where they wait."""
+
+    __tablename__ = "deployment"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    flow_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("flow.id", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[str | None] = mapped_column(sa.String)
+    version_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    paused: Mapped[bool] = mapped_column(sa.Boolean, default=False, nullable=False)
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    concurrency_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    global_concurrency_limit_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    job_variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    parameter_openapi_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    enforce_parameter_schema: Mapped[bool] = mapped_column(sa.Boolean, default=True, nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    work_queue_name: Mapped[str | None] = mapped_column(sa.String)
+    work_queue_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, sa.ForeignKey("work_queue.id", ondelete="SET NULL")
+    )
+    last_polled: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    path: Mapped[str | None] = mapped_column(sa.String)
+    entrypoint: Mapped[str | None] = mapped_column(sa.String)
+    pull_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    storage_document_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    infrastructure_document_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    created_by: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_by: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        sa.UniqueConstraint("flow_id", "name", name="uq_deployment__flow_id_name"),
+        sa.Index("ix_deployment__work_queue_id", "work_queue_id"),
+        sa.Index("ix_deployment__name", "name"),
+    )
+
+
+class DeploymentSchedule(Base):
+    """One schedule of a deployment (the rule itself is a JSON cron/interval/rrule object)."""
+
+    __tablename__ = "deployment_schedule"
+
+    deployment_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("deployment.id", ondelete="CASCADE"), nullable=False
+    )
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    active: Mapped[bool] = mapped_column(sa.Boolean, default=True, nullable=False)
+    max_scheduled_runs: Mapped[int | None] = mapped_column(sa.Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    slug: Mapped[str | None] = mapped_column(sa.String)
+
+    __table_args__ = (
+        sa.Index("ix_deployment_schedule__deployment_id", "deployment_id"),
+        sa.UniqueConstraint(
+            "deployment_id", "slug", name="uq_deployment_schedule__deployment_id_slug"
+        ),
+    )
+
+
+class WorkPool(Base):
+    """A pool of work queues served by workers of one infrastructure type."""
+
+    __tablename__ = "work_pool"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    base_job_template: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    is_paused: Mapped[bool] = mapped_column(sa.Boolean, default=False, nullable=False)
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    storage_configuration: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, nullable=False
+    )
+    #: No foreign key: the pool and its default queue are created together.
+    default_queue_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_work_pool__name"),)
+
+
+class WorkQueue(Base):
+    """A queue in a work pool; workers take its Scheduled runs in priority order."""
+
+    __tablename__ = "work_queue"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    description: Mapped[str | None] = mapped_column(sa.Text, default="")
+    is_paused: Mapped[bool] = mapped_column(sa.Boolean, default=False, nullable=False)
+    concurrency_limit: Mapped[int | None] = mapped_column(sa.Integer)
+    priority: Mapped[int] = mapped_column(sa.Integer, default=1, nullable=False)
+    work_pool_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("work_pool.id", ondelete="CASCADE"), nullable=False
+    )
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_polled: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        sa.UniqueConstraint("work_pool_id", "name", name="uq_work_queue__work_pool_id_name"),
+    )
+
+
+class Worker(Base):
+    """A worker process known from its heartbeats to a pool."""
+
+    __tablename__ = "worker"
+
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    work_pool_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("work_pool.id", ondelete="CASCADE"), nullable=False
+    )
+    last_heartbeat_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    heartbeat_interval_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+
+    __table_args__ = (
+        sa.UniqueConstraint("work_pool_id", "name", name="uq_worker__work_pool_id_name"),
+    )
 
 
 metadata = Base.metadata

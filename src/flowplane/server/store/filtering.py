@@ -8,6 +8,7 @@ to ORDER BY clauses in ``SORTS``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +62,8 @@ def _leaf(dialect: str, table: Any, leaf: f.LeafFilter) -> ColumnElement[bool]:
             clauses.append(column >= value)
         elif name == "exists_":
             clauses.append(column.is_not(None) if value else column.is_(None))
+        elif name == "eq_":
+            clauses.append(column == value)
         elif name == "is_null_":
             if is_json_array:
                 empty = dialects.json_array_is_empty(dialect, column)
@@ -142,7 +145,30 @@ def _log_text(dialect: str, table: Any, leaf: f.LogFilterTextSearch) -> ColumnEl
     return sa.or_(table.message.ilike(pattern), table.name.ilike(pattern))
 
 
+def _deployment_or_flow_name(
+    dialect: str, table: Any, leaf: f.DeploymentOrFlowNameFilter
+) -> ColumnElement[bool]:
+    if leaf.like_ is None:
+        return sa.true()
+    pattern = f"%{leaf.like_}%"
+    flows = sa.select(t.Flow.id).where(t.Flow.name.ilike(pattern))
+    return sa.or_(table.name.ilike(pattern), table.flow_id.in_(flows))
+
+
+def _work_queue_name(dialect: str, table: Any, leaf: f.WorkQueueFilterName) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = []
+    if leaf.any_ is not None:
+        clauses.append(table.name.in_(leaf.any_))
+    if leaf.startswith_ is not None:
+        clauses.append(
+            sa.or_(*(table.name.startswith(p, autoescape=True) for p in leaf.startswith_))
+        )
+    return sa.or_(*clauses) if clauses else sa.true()
+
+
 _SPECIAL: dict[type, Callable[[str, Any, Any], ColumnElement[bool]]] = {
+    f.DeploymentOrFlowNameFilter: _deployment_or_flow_name,
+    f.WorkQueueFilterName: _work_queue_name,
     f.FlowFilterDeployment: _flow_deployment,
     f.FlowRunFilterParentFlowRunId: _parent_flow_run,
     f.FlowRunFilterCreatedBy: _created_by,
@@ -177,6 +203,12 @@ SORTS: dict[type, dict[str, list[Any]]] = {
     },
     s.FlowRunSort: _runs_sort(t.FlowRun),
     s.TaskRunSort: _runs_sort(t.TaskRun),
+    s.DeploymentSort: {
+        "CREATED_DESC": [t.Deployment.created.desc(), t.Deployment.id],
+        "UPDATED_DESC": [t.Deployment.updated.desc(), t.Deployment.id],
+        "NAME_ASC": [t.Deployment.name.asc(), t.Deployment.id],
+        "NAME_DESC": [t.Deployment.name.desc(), t.Deployment.id],
+    },
     s.LogSort: {
         "TIMESTAMP_ASC": [t.Log.timestamp.asc(), t.Log.id],
         "TIMESTAMP_DESC": [t.Log.timestamp.desc(), t.Log.id],
@@ -210,14 +242,51 @@ def flow_where(
     return clause
 
 
+@dataclass(frozen=True)
+class RunLinks:
+    """Filters on what a flow run is linked to: its deployment, work pool and work queue."""
+
+    deployments: f.DeploymentFilter | None = None
+    work_pools: f.WorkPoolFilter | None = None
+    work_pool_queues: f.WorkQueueFilter | None = None
+
+    def __bool__(self) -> bool:
+        return any(
+            v is not None for v in (self.deployments, self.work_pools, self.work_pool_queues)
+        )
+
+
+def _links_clause(dialect: str, links: RunLinks) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = []
+    if links.deployments is not None:
+        deployments = sa.select(t.Deployment.id).where(
+            compile_filter(dialect, t.Deployment, links.deployments)
+        )
+        clauses.append(t.FlowRun.deployment_id.in_(deployments))
+    if links.work_pools is not None:
+        pools = sa.select(t.WorkPool.id).where(
+            compile_filter(dialect, t.WorkPool, links.work_pools)
+        )
+        clauses.append(t.FlowRun.work_pool_id.in_(pools))
+    if links.work_pool_queues is not None:
+        queues = sa.select(t.WorkQueue.id).where(
+            compile_filter(dialect, t.WorkQueue, links.work_pool_queues)
+        )
+        clauses.append(t.FlowRun.work_queue_id.in_(queues))
+    return _combine(f.Operator.and_, clauses)
+
+
 def flow_run_where(
     dialect: str,
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> ColumnElement[bool]:
     """Flow runs matching ``flow_runs``, of a flow matching ``flows``, with a matching task run."""
     clause = compile_filter(dialect, t.FlowRun, flow_runs)
+    if links:
+        clause = sa.and_(clause, _links_clause(dialect, links))
     if flows is not None:
         matching = sa.select(t.Flow.id).where(compile_filter(dialect, t.Flow, flows))
         clause = sa.and_(clause, t.FlowRun.flow_id.in_(matching))
@@ -234,10 +303,11 @@ def task_run_where(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> ColumnElement[bool]:
     """Task runs matching ``task_runs`` whose flow run (and its flow) match the others."""
     clause = compile_filter(dialect, t.TaskRun, task_runs)
-    if flows is not None or flow_runs is not None:
-        runs = sa.select(t.FlowRun.id).where(flow_run_where(dialect, flows, flow_runs, None))
+    if flows is not None or flow_runs is not None or links:
+        runs = sa.select(t.FlowRun.id).where(flow_run_where(dialect, flows, flow_runs, None, links))
         clause = sa.and_(clause, t.TaskRun.flow_run_id.in_(runs))
     return clause

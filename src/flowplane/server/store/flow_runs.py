@@ -31,7 +31,7 @@ from flowplane.server import orchestration
 from flowplane.server.db import dialects
 from flowplane.server.db import tables as t
 from flowplane.server.store import runs
-from flowplane.server.store.filtering import flow_run_where
+from flowplane.server.store.filtering import RunLinks, flow_run_where
 from flowplane.server.store.runs import (
     FLOW_RUNS,
     TASK_RUNS,
@@ -59,18 +59,23 @@ def where(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> Any:
     """The WHERE clause selecting flow runs that match all three filters."""
-    return flow_run_where(dialect_name(session), flows, flow_runs, task_runs)
+    return flow_run_where(dialect_name(session), flows, flow_runs, task_runs, links)
 
 
 async def create(
-    session: AsyncSession, body: FlowRunCreate, now: datetime
+    session: AsyncSession,
+    body: FlowRunCreate,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool, orchestration.Outcome | None] | None:
     """Create a flow run in its initial state (Pending unless the body says otherwise).
 
     A run whose ``idempotency_key`` is already used by a run of the same flow is not
-    created; that run is returned instead.
+    created; that run is returned instead. ``extra`` sets further columns (a deployment's
+    run gets its work queue and pool this way).
 
     Returns:
         ``(run, created, outcome)``, or None when the flow does not exist.
@@ -106,6 +111,19 @@ async def create(
         "total_run_time": 0.0,
         "auto_scheduled": False,
     }
+    if body.work_pool_name is not None or body.work_queue_name is not None:
+        from flowplane.server.store.work_pools import resolve_queue
+
+        found = await resolve_queue(session, body.work_pool_name, body.work_queue_name)
+        if found is not None:
+            pool, queue = found
+            values.update(
+                work_pool_id=pool.id,
+                work_pool_name=pool.name,
+                work_queue_id=queue.id,
+                work_queue_name=queue.name,
+            )
+    values.update(extra or {})
     outcome = await orchestration.insert_run(
         session,
         RunKind.FLOW,
@@ -139,12 +157,13 @@ async def read_many(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
     sort: FlowRunSort = FlowRunSort.ID_DESC,
     offset: int = 0,
     limit: int | None = None,
     now: datetime,
 ) -> list[FlowRun]:
-    clause = where(session, flows, flow_runs, task_runs)
+    clause = where(session, flows, flow_runs, task_runs, links)
     return await runs.read_many(
         session, FLOW_RUNS, clause, sort=sort, offset=offset, limit=limit, now=now
     )
@@ -156,8 +175,9 @@ async def count(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> int:
-    return await runs.count(session, FLOW_RUNS, where(session, flows, flow_runs, task_runs))
+    return await runs.count(session, FLOW_RUNS, where(session, flows, flow_runs, task_runs, links))
 
 
 async def update(session: AsyncSession, run_id: UUID, body: FlowRunUpdate, now: datetime) -> bool:
@@ -242,8 +262,9 @@ async def history(
     flow_runs: f.FlowRunFilter | None,
     task_runs: f.TaskRunFilter | None,
     now: datetime,
+    links: RunLinks | None = None,
 ) -> list[HistoryResponse]:
-    clause = where(session, flows, flow_runs, task_runs)
+    clause = where(session, flows, flow_runs, task_runs, links)
     return await runs.history(
         session, FLOW_RUNS, clause, start=start, end=end, interval=interval, now=now
     )
@@ -255,6 +276,7 @@ async def average_lateness(
     flows: f.FlowFilter | None,
     flow_runs: f.FlowRunFilter | None,
     task_runs: f.TaskRunFilter | None,
+    links: RunLinks | None = None,
     now: datetime,
 ) -> float | None:
     """Mean lateness in seconds of the matching runs that have an expected start (None if none).
@@ -263,7 +285,7 @@ async def average_lateness(
     the same function as each run's ``estimated_start_time_delta``.
     """
     stmt = sa.select(_RUN.c.expected_start_time, _RUN.c.start_time, _RUN.c.state_type).where(
-        where(session, flows, flow_runs, task_runs), _RUN.c.expected_start_time.is_not(None)
+        where(session, flows, flow_runs, task_runs, links), _RUN.c.expected_start_time.is_not(None)
     )
     total, n = 0.0, 0
     for row in (await session.execute(stmt)).all():

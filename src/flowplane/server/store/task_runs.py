@@ -18,7 +18,7 @@ from flowplane.schemas.task_runs import TaskRun, TaskRunCreate, TaskRunUpdate
 from flowplane.server import orchestration
 from flowplane.server.db import tables as t
 from flowplane.server.store import runs
-from flowplane.server.store.filtering import task_run_where
+from flowplane.server.store.filtering import RunLinks, task_run_where
 from flowplane.server.store.runs import (
     FLOW_RUNS,
     TASK_RUNS,
@@ -34,9 +34,10 @@ def where(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> Any:
     """The WHERE clause selecting task runs that match all three filters."""
-    return task_run_where(dialect_name(session), flows, flow_runs, task_runs)
+    return task_run_where(dialect_name(session), flows, flow_runs, task_runs, links)
 
 
 async def _read_existing(
@@ -126,12 +127,13 @@ async def read_many(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
     sort: TaskRunSort = TaskRunSort.ID_DESC,
     offset: int = 0,
     limit: int | None = None,
     now: datetime,
 ) -> list[TaskRun]:
-    clause = where(session, flows, flow_runs, task_runs)
+    clause = where(session, flows, flow_runs, task_runs, links)
     return await runs.read_many(
         session, TASK_RUNS, clause, sort=sort, offset=offset, limit=limit, now=now
     )
@@ -143,8 +145,9 @@ async def count(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    links: RunLinks | None = None,
 ) -> int:
-    return await runs.count(session, TASK_RUNS, where(session, flows, flow_runs, task_runs))
+    return await runs.count(session, TASK_RUNS, where(session, flows, flow_runs, task_runs, links))
 
 
 async def update(session: AsyncSession, run_id: UUID, body: TaskRunUpdate, now: datetime) -> bool:
@@ -169,8 +172,9 @@ async def history(
     flow_runs: f.FlowRunFilter | None,
     task_runs: f.TaskRunFilter | None,
     now: datetime,
+    links: RunLinks | None = None,
 ) -> list[HistoryResponse]:
-    clause = where(session, flows, flow_runs, task_runs)
+    clause = where(session, flows, flow_runs, task_runs, links)
     return await runs.history(
         session, TASK_RUNS, clause, start=start, end=end, interval=interval, now=now
     )

@@ -1,7 +1,7 @@
 """Flow-run heartbeats: the last one and when it expires, indexed for the zombie reaper.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-21
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import flowplane.server.db.tables as t
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
