@@ -132,9 +132,8 @@ def test_importing_flowplane_stays_light(tmp_path: Path) -> None:
     proc = python(code, tmp_path)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    heavy, elapsed = out.rsplit("]", 1)
-    assert heavy == "[", out
-    assert float(elapsed) < 1.0  # the budget is 0.25 s; a loaded CI box gets slack here
+    heavy, _elapsed = out.rsplit("]", 1)
+    assert heavy == "[", out  # none of the heavy modules (the time is benchmarks/' business)
 
 
 def test_harness_gives_each_block_its_own_database() -> None:

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flowplane import __version__
@@ -130,6 +132,15 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
         return RedirectResponse("/docs")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own handler fails (500) when the bad input holds NaN or infinity, which
+        # JSON cannot carry; orjson writes them as null, so the client still gets its 422.
+        from fastapi.encoders import jsonable_encoder
+
+        body = orjson.dumps({"detail": jsonable_encoder(exc.errors())})
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(sa.exc.IntegrityError)
     async def integrity_error(request: Request, exc: sa.exc.IntegrityError) -> JSONResponse:

@@ -183,3 +183,21 @@ async def test_concurrent_creates_leave_the_newest_as_latest(client) -> None:
     assert latest["created"] == newest["created"]
     collections = (await client.post("/artifacts/latest/filter", json={})).json()
     assert len(collections) == 1 and collections[0]["latest_id"] == latest["id"]
+
+
+async def test_filter_by_the_deployment_of_the_run_that_made_them(client) -> None:
+    flow = (await client.post("/flows/", json={"name": "reporting"})).json()
+    made = await client.post("/deployments/", json={"name": "nightly", "flow_id": flow["id"]})
+    assert made.status_code == 201, made.text
+    deployment = made.json()
+    run = (await client.post(f"/deployments/{deployment['id']}/create_flow_run", json={})).json()
+    other_run = (await client.post("/flow_runs/", json={"flow_id": flow["id"]})).json()
+    mine = await make(client, key="report", type="markdown", data="# a", flow_run_id=run["id"])
+    await make(client, key="report", type="markdown", data="# b", flow_run_id=other_run["id"])
+
+    body = {"deployments": {"id": {"any_": [deployment["id"]]}}}
+    assert await ids(client, "/artifacts/filter", body) == [mine["id"]]
+    count = await client.post("/artifacts/count", json=body)
+    assert count.json() == 1
+    by_name = {"deployments": {"name": {"any_": ["nobody"]}}}
+    assert await ids(client, "/artifacts/filter", by_name) == []

@@ -24,7 +24,6 @@ from flowplane.server.api.deps import (
     get_db,
     not_found,
     page_limit,
-    refuse_unsupported_filters,
 )
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
@@ -38,10 +37,15 @@ def _filters(
     flows: f.FlowFilter | None,
     flow_runs: f.FlowRunFilter | None,
     task_runs: f.TaskRunFilter | None,
-    deployments: dict[str, Any] | None,
+    deployments: f.DeploymentFilter | None,
 ) -> dict[str, Any]:
-    refuse_unsupported_filters(deployments=deployments)
-    return {"artifacts": artifacts, "flows": flows, "flow_runs": flow_runs, "task_runs": task_runs}
+    return {
+        "artifacts": artifacts,
+        "flows": flows,
+        "flow_runs": flow_runs,
+        "task_runs": task_runs,
+        "deployments": deployments,
+    }
 
 
 @router.post("/", response_model=Artifact, status_code=status.HTTP_201_CREATED)
@@ -81,7 +85,7 @@ async def read_artifacts(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = Body(None),
     db: Database = Depends(get_db),
 ) -> list[Artifact]:
     filters = _filters(artifacts, flows, flow_runs, task_runs, deployments)
@@ -106,7 +110,7 @@ async def read_latest_artifacts(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = Body(None),
     db: Database = Depends(get_db),
 ) -> list[ArtifactCollection]:
     filters = _filters(artifacts, flows, flow_runs, task_runs, deployments)
@@ -128,7 +132,7 @@ async def count_artifacts(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = Body(None),
     db: Database = Depends(get_db),
 ) -> int:
     filters = _filters(artifacts, flows, flow_runs, task_runs, deployments)
@@ -142,7 +146,7 @@ async def count_latest_artifacts(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
-    deployments: dict[str, Any] | None = Body(None),
+    deployments: f.DeploymentFilter | None = Body(None),
     db: Database = Depends(get_db),
 ) -> int:
     filters = _filters(artifacts, flows, flow_runs, task_runs, deployments)

@@ -58,17 +58,6 @@ def json_response(content: BaseModel | list[Any], status_code: int = 200) -> Res
     return Response(content=body, media_type="application/json", status_code=status_code)
 
 
-def refuse_unsupported_filters(**filters: Any) -> None:
-    """Deployments, work pools and work queues do not exist yet: filtering by them is a 422."""
-    given = sorted(name for name, value in filters.items() if value is not None)
-    if given:
-        raise HTTPException(
-            422,
-            detail=f"Filtering by deployment/work-pool/work-queue is not supported yet "
-            f"(got {', '.join(given)}).",
-        )
-
-
 def history_interval(seconds: float) -> timedelta:
     if seconds < 1:
         raise HTTPException(

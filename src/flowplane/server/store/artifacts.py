@@ -28,7 +28,12 @@ from flowplane.schemas.artifacts import (
 )
 from flowplane.server.db import dialects
 from flowplane.server.db import tables as t
-from flowplane.server.store.filtering import compile_filter, flow_run_where, task_run_where
+from flowplane.server.store.filtering import (
+    RunLinks,
+    compile_filter,
+    flow_run_where,
+    task_run_where,
+)
 
 A = t.Artifact
 C = t.ArtifactCollection
@@ -149,11 +154,13 @@ def where(
     flows: f.FlowFilter | None = None,
     flow_runs: f.FlowRunFilter | None = None,
     task_runs: f.TaskRunFilter | None = None,
+    deployments: f.DeploymentFilter | None = None,
 ) -> ColumnElement[bool]:
     """Artifacts (or latest artifacts) matching ``artifacts``, made by matching runs."""
     clause = compile_filter(dialect, table, artifacts)
-    if flows is not None or flow_runs is not None:
-        runs = sa.select(t.FlowRun.id).where(flow_run_where(dialect, flows, flow_runs, None))
+    if flows is not None or flow_runs is not None or deployments is not None:
+        links = RunLinks(deployments=deployments)
+        runs = sa.select(t.FlowRun.id).where(flow_run_where(dialect, flows, flow_runs, None, links))
         clause = sa.and_(clause, table.flow_run_id.in_(runs))
     if task_runs is not None:
         tasks = sa.select(t.TaskRun.id).where(task_run_where(dialect, None, None, task_runs))
