@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
+from flowplane.client._concurrency import ConcurrencyLimitOperations
 from flowplane.client._flow_runs import FlowRunOperations
 from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations
@@ -25,7 +26,12 @@ EMBEDDED_BASE_URL = "http://embedded/api"
 
 
 class _BaseClient(
-    FlowOperations, FlowRunOperations, TaskRunOperations, LogEventOperations, ServerOperations
+    FlowOperations,
+    FlowRunOperations,
+    TaskRunOperations,
+    LogEventOperations,
+    ServerOperations,
+    ConcurrencyLimitOperations,
 ):
     """Configuration both faces share: URL, auth headers, timeouts, the protocol state."""
 

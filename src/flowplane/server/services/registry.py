@@ -7,6 +7,7 @@ from typing import Any
 from flowplane.server.services.event_persister import EventPersister
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
+from flowplane.server.slot_waiters import waiters_for
 
 
 def build_services(app: Any) -> list[Any]:
@@ -21,5 +22,5 @@ def build_services(app: Any) -> list[Any]:
     return [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
-        LeaseExpiry(db),
+        LeaseExpiry(db, waiters=waiters_for(app)),
     ]
