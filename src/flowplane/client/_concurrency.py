@@ -104,15 +104,21 @@ class ConcurrencyLimitOperations:
 
     @operation
     def increment_v1_concurrency_slots(
-        self, names: Iterable[str], task_run_id: UUID | str
+        self, names: Iterable[str], task_run_id: UUID | str, *, wait: float | None = None
     ) -> Call[list[MinimalConcurrencyLimitResponse]]:
-        """Take one slot on each tag's limit for a task run (423 ``HTTPStatusError`` when full)."""
+        """Take one slot on each tag's limit for a task run (423 ``HTTPStatusError`` when full).
+
+        Args:
+            wait: flowplane servers only: how long the server may hold the request
+                for a slot to come free before answering 423.
+        """
         payload = {"names": list(names), "task_run_id": str(as_uuid(task_run_id))}
         return Call(
             "POST",
             "/concurrency_limits/increment",
             models(MinimalConcurrencyLimitResponse),
             json=payload,
+            params=_wait_params(wait),
         )
 
     @operation

@@ -24,7 +24,7 @@ from flowplane.exceptions import (
     UpstreamTaskError,
 )
 from flowplane.schemas.states import State as WireState
-from flowplane.sdk import _api
+from flowplane.sdk import _api, _tag_limits
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import TaskRunRecord, new_id, now
@@ -231,7 +231,14 @@ def task_steps(
 
         printing = print_as_log()
         printing.__enter__()
+    tag_slots = None
     try:
+        if record.tags and _tag_limits.maybe_limited(record.tags):
+            try:
+                tag_slots = yield Blocking(lambda: _tag_limits.acquire(record))
+            except Exception as exc:  # the limit can never admit it (e.g. a limit of 0)
+                _fail(task, record, ctx, flow_ctx, exc)
+                return record
         while True:
             emit(
                 record.set_state(
@@ -275,6 +282,8 @@ def task_steps(
                 yield from _hooks(hooks, task, record, run_frame)
             return record
     finally:
+        if tag_slots is not None:
+            _tag_limits.release(tag_slots, task_run_logger(ctx, flow_ctx).warning)
         if printing is not None:
             printing.__exit__(None, None, None)
 

@@ -25,7 +25,7 @@ from flowplane.schemas.concurrency import (
     MinimalConcurrencyLimitResponse,
     TagSlots,
 )
-from flowplane.server.api.concurrency_limits_v2 import acquire_slots, get_waiters
+from flowplane.server.api.concurrency_limits_v2 import WaitQuery, acquire_slots, get_waiters
 from flowplane.server.api.deps import MAX_LIMIT, get_db, not_found, page_limit
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
@@ -171,7 +171,10 @@ async def delete_concurrency_limit_by_tag(
 
 @router.post("/increment", response_model=list[MinimalConcurrencyLimitResponse])
 async def increment_concurrency_limits_v1(
-    body: TagSlots, db: Database = Depends(get_db)
+    body: TagSlots,
+    wait: float = WaitQuery,
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
 ) -> list[MinimalConcurrencyLimitResponse]:
     """Take one slot on each tag's active limit for a task run, held until ``/decrement``.
 
@@ -185,6 +188,8 @@ async def increment_concurrency_limits_v1(
         lease_duration=leases.V1_LEASE_SECONDS,
         holder=ConcurrencyLeaseHolder(type="task_run", id=body.task_run_id),
         v1=True,
+        wait=wait,
+        waiters=waiters,
     )
     return tag_minimal(rows)
 

@@ -27,7 +27,12 @@ from flowplane.schemas.concurrency import (
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
-from flowplane.server.slot_waiters import MAX_WAIT_SECONDS, RECHECK_SECONDS, SlotWaiters, waiters_for
+from flowplane.server.slot_waiters import (
+    MAX_WAIT_SECONDS,
+    RECHECK_SECONDS,
+    SlotWaiters,
+    waiters_for,
+)
 from flowplane.server.store import concurrency as store
 from flowplane.server.store import concurrency_leases as leases
 
@@ -228,9 +233,7 @@ async def bulk_increment_active_slots(
     waiters: SlotWaiters = Depends(get_waiters),
 ) -> list[MinimalConcurrencyLimitResponse]:
     """Take slots with no lease: the caller gives them back with ``/decrement`` (or they decay)."""
-    rows, _ = await acquire_slots(
-        db, body.names, body.slots, body.mode, wait=wait, waiters=waiters
-    )
+    rows, _ = await acquire_slots(db, body.names, body.slots, body.mode, wait=wait, waiters=waiters)
     return minimal(rows)
 
 
