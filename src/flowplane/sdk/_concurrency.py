@@ -90,7 +90,8 @@ def acquire_steps(
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     refusals = 0
     while True:
-        wait = LONG_POLL_SECONDS
+        # With ``on_refused``, the first try is answered at once, so the caller learns it waits.
+        wait = 0.0 if on_refused is not None and refusals == 0 else LONG_POLL_SECONDS
         if deadline is not None:
             wait = max(min(wait, deadline - time.monotonic()), 0.0)
         asked = time.monotonic()
