@@ -50,6 +50,8 @@ def _register_optional_groups() -> None:
         ("task_runs", "task-run"),
         ("config", "config"),
         ("profiles", "profile"),
+        ("concurrency_limits", "concurrency-limit"),
+        ("global_concurrency_limits", "global-concurrency-limit"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")
