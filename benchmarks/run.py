@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import Report  # noqa: E402
 
 #: Benchmark modules, in the order they run.
-BENCHMARKS = ["server_throughput", "sdk_overhead", "memory_flat", "event_ingest"]
+BENCHMARKS = ["server_throughput", "sdk_overhead", "memory_flat", "event_ingest", "concurrency"]
 
 
 def main(argv: list[str] | None = None) -> int:
