@@ -47,6 +47,12 @@ class Acquired:
     started: float = field(default_factory=time.monotonic)
 
 
+def long_poll_for(settings: Any) -> float:
+    """How long a request may be held by the server: well inside the client's own timeout."""
+    timeout = getattr(settings, "api_request_timeout", None) or 60.0
+    return max(min(LONG_POLL_SECONDS, timeout / 2), 0.0)
+
+
 def as_names(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if not names:
         return []
@@ -67,6 +73,7 @@ def acquire_steps(
     on_refused: Callable[[], None] | None = None,
     quiet: bool = False,
     v1_task_run_id: UUID | None = None,
+    long_poll: float = LONG_POLL_SECONDS,
 ) -> Generator[Any, Any, Acquired]:
     """Take ``slots`` on every named limit, waiting as long as allowed.
 
@@ -78,6 +85,8 @@ def acquire_steps(
             enabled) so they show up for an operator to configure.
         on_refused: called once, the first time the slots are not free.
         v1_task_run_id: take tag slots through the v1 API for this task run instead.
+        long_poll: the longest one request may wait on the server (keep it well inside
+            the client's request timeout).
 
     Raises:
         AcquireConcurrencySlotTimeoutError: not free within ``timeout_seconds``.
@@ -91,7 +100,7 @@ def acquire_steps(
     refusals = 0
     while True:
         # With ``on_refused``, the first try is answered at once, so the caller learns it waits.
-        wait = 0.0 if on_refused is not None and refusals == 0 else LONG_POLL_SECONDS
+        wait = 0.0 if on_refused is not None and refusals == 0 else long_poll
         if deadline is not None:
             wait = max(min(wait, deadline - time.monotonic()), 0.0)
         asked = time.monotonic()

@@ -21,6 +21,7 @@ from flowplane.sdk._concurrency import (
     Acquired,
     LeaseKeeper,
     acquire_steps,
+    long_poll_for,
     release_steps,
 )
 from flowplane.sdk._engine import drive_sync
@@ -103,6 +104,7 @@ def acquire(record: TaskRunRecord) -> TagSlots | None:
                 holder={"type": "task_run", "id": record.id},
                 on_refused=awaiting,
                 quiet=True,
+                long_poll=long_poll_for(settings),
             ),
             client,
         )

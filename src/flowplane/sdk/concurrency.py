@@ -19,6 +19,7 @@ from flowplane.sdk._concurrency import (
     LeaseKeeper,
     acquire_steps,
     as_names,
+    long_poll_for,
     release_steps,
 )
 from flowplane.sdk._engine import drive_async, drive_sync
@@ -60,6 +61,7 @@ class _Block:
             self.names,
             lease_duration=self.lease_duration,
             v1_task_run_id=self.v1_task_run_id,
+            long_poll=long_poll_for(self.settings),
             **self.options,
         )
 
