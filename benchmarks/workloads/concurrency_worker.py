@@ -35,10 +35,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     sdk = importlib.import_module(args.impl)
-    sync = importlib.import_module(f"{args.impl}.concurrency.sync")
     result: dict[str, Any] = {"impl": args.impl, "workload": args.workload, "n": args.n}
     suffix = uuid.uuid4().hex[:6]
     if args.workload == "acquire":
+        sync = importlib.import_module(f"{args.impl}.concurrency.sync")
         name = f"bench-gcl-{suffix}"
         with sdk.get_client(sync_client=True) as client:
             if args.impl == "prefect":
