@@ -260,3 +260,24 @@ def test_tags_without_limits_are_remembered(client) -> None:
     assert f() == 3
     assert _tag_limits.maybe_limited(["free"])  # a limit exists: every run takes a slot
     assert slots(client, "tag:free") == 0
+
+
+def test_lease_keeper_renews_and_notices_a_lost_lease(client) -> None:
+    from flowplane.sdk import _api
+    from flowplane.sdk._concurrency import LeaseKeeper
+
+    client.create_global_concurrency_limit({"name": "db", "limit": 1})
+    lease = client.increment_concurrency_slots_with_lease("db", 1, lease_duration=60)
+    settings = _api.current_settings()
+    keeper = LeaseKeeper(
+        lease.lease_id, 60, lambda: _api.sync_client(settings), raise_on_failure=True, interval=0.05
+    ).start()
+    time.sleep(0.3)  # several renewals of a live lease: nothing to report
+    assert keeper.failure is None
+    client.release_concurrency_slots_with_lease(lease.lease_id)  # lost, as if it had lapsed
+    deadline = time.monotonic() + GENEROUS
+    while keeper.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    keeper.stop()
+    with pytest.raises(conc.ConcurrencySlotAcquisitionError, match="expired"):
+        keeper.check()

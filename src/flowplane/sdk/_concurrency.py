@@ -194,8 +194,11 @@ class LeaseKeeper:
         lease_duration: float,
         make_client: Callable[[], tuple[Any, bool]],
         raise_on_failure: bool = False,
+        interval: float | None = None,
     ) -> None:
         self.lease_id = lease_id
+        # Renew well inside the lease, so one or two failed attempts do not lose it.
+        self.interval = interval if interval is not None else max(lease_duration / 3, 1.0)
         self.lease_duration = lease_duration
         self.make_client = make_client
         self.raise_on_failure = raise_on_failure
@@ -210,9 +213,7 @@ class LeaseKeeper:
         return self
 
     def _run(self) -> None:
-        # Renew well inside the lease, so one or two failed attempts do not lose it.
-        interval = max(self.lease_duration / 3, 1.0)
-        while not self._stop.wait(interval):
+        while not self._stop.wait(self.interval):
             client, owned = self.make_client()
             try:
                 client.renew_concurrency_lease(self.lease_id, self.lease_duration)
