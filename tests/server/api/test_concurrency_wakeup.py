@@ -193,3 +193,23 @@ async def test_wait_beyond_the_cap_is_refused(client) -> None:
     await make_limit(client)
     answer = await take(client, "db", wait=31)
     assert answer.status_code == 422
+
+
+async def test_deleting_a_tag_limit_lets_its_waiters_through(app, client) -> None:
+    await client.post("/concurrency_limits/", json={"tag": "gone", "concurrency_limit": 1})
+    taken = await client.post(
+        "/concurrency_limits/increment",
+        json={"names": ["gone"], "task_run_id": str(uuid.uuid4())},
+    )
+    assert taken.status_code == 200
+    waiter = asyncio.create_task(
+        client.post(
+            "/concurrency_limits/increment",
+            json={"names": ["gone"], "task_run_id": str(uuid.uuid4())},
+            params={"wait": GENEROUS},
+        )
+    )
+    await until_waiting(app, 1)
+    assert (await client.delete("/concurrency_limits/tag/gone")).status_code == 200
+    answer = await asyncio.wait_for(waiter, GENEROUS / 2)
+    assert (answer.status_code, answer.json()) == (200, [])  # no limit any more: unlimited

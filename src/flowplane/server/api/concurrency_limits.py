@@ -145,27 +145,34 @@ async def reset_concurrency_limit_by_tag(
     waiters.notify_all([row.id])
 
 
-async def _delete(db: Database, ident: UUID | str) -> bool:
+async def _delete(db: Database, ident: UUID | str, waiters: SlotWaiters) -> bool:
     async with db.session() as session:
         row = await _read_tag_limit(session, ident)
         if row is None:
             return False
         await leases.detach_limit(session, row.id)
         await store.delete(session, row.id)
+    waiters.notify_all([row.id])  # their next try finds no limit and goes ahead
     return True
 
 
 @router.delete("/{id}")
-async def delete_concurrency_limit(id: UUID = Path(...), db: Database = Depends(get_db)) -> None:
-    if not await _delete(db, id):
+async def delete_concurrency_limit(
+    id: UUID = Path(...),
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
+) -> None:
+    if not await _delete(db, id, waiters):
         not_found("Concurrency limit", id)
 
 
 @router.delete("/tag/{tag}")
 async def delete_concurrency_limit_by_tag(
-    tag: str = Path(...), db: Database = Depends(get_db)
+    tag: str = Path(...),
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
 ) -> None:
-    if not await _delete(db, tag):
+    if not await _delete(db, tag, waiters):
         not_found("Concurrency limit for tag", tag)
 
 

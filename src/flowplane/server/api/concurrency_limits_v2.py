@@ -100,28 +100,12 @@ async def acquire_slots(
         The limits found (by name; inactive ones too unless ``v1``), and the new
         lease's id when ``lease_duration`` is given and a lease was needed.
     """
-    async with db.read_session() as session:
-        rows = await store.read_by_names(session, names)
-    if v1:
-        rows = [r for r in rows if r.active]
-    if not rows:
-        return rows, None
-    active = [r for r in rows if r.active]
-    if v1:
-        zero = [r.name for r in active if r.limit == 0]
-        if zero:
-            # No Retry-After: v1 clients take that as "abort", not "wait".
-            raise HTTPException(
-                status.HTTP_423_LOCKED,
-                detail=f"The concurrency limit on {', '.join(zero)} is 0 and would deadlock the task.",
-            )
-    problem = cc.request_problem([store.facts(r) for r in rows], slots, mode)
-    if problem:
-        raise HTTPException(422, detail=problem)
-    ids = [r.id for r in active]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
+        rows, ids = await _admissible(db, names, slots, mode, v1)
+        if not rows:
+            return rows, None
         # Queue before trying, so a release between the refusal and the wait is not missed.
         woken = waiters.subscribe(ids) if waiters is not None and wait > 0 else None
         try:
@@ -141,10 +125,36 @@ async def acquire_slots(
             if woken is None or remaining <= 0:
                 raise locked(outcome, slots)
             pause = min(remaining, RECHECK_SECONDS, _decay_wait(outcome, slots))
+            # Woken or not, the next round reads the limits again (changed, deleted...).
             await asyncio.wait({woken}, timeout=pause)
         finally:
             if woken is not None:
                 waiters.unsubscribe(woken, ids)  # type: ignore[union-attr]
+
+
+async def _admissible(
+    db: Database, names: Sequence[str], slots: int, mode: cc.Mode, v1: bool
+) -> tuple[list[t.ConcurrencyLimit], list[UUID]]:
+    """The named limits and the ids of the active ones; 422/423 for requests that can never fit."""
+    async with db.read_session() as session:
+        rows = await store.read_by_names(session, names)
+    if v1:
+        rows = [r for r in rows if r.active]
+    if not rows:
+        return rows, []
+    active = [r for r in rows if r.active]
+    if v1:
+        zero = [r.name for r in active if r.limit == 0]
+        if zero:
+            # No Retry-After: v1 clients take that as "abort", not "wait".
+            raise HTTPException(
+                status.HTTP_423_LOCKED,
+                detail=f"The concurrency limit on {', '.join(zero)} is 0 and would deadlock the task.",
+            )
+    problem = cc.request_problem([store.facts(r) for r in rows], slots, mode)
+    if problem:
+        raise HTTPException(422, detail=problem)
+    return rows, [r.id for r in active]
 
 
 def _decay_wait(refusal: store.Refusal, slots: int) -> float:
