@@ -72,6 +72,7 @@ def run(argv: list[str] | None = None) -> Report:
         for mode in args.modes.split(","):
             figures: dict[str, dict[str, str]] = {w: {} for w in sizes}
             values: dict[str, dict[str, float]] = {w: {} for w in sizes}
+            timed_out: dict[str, float] = {}
             for impl in impls:
                 try:
                     server = None
@@ -93,8 +94,14 @@ def run(argv: list[str] | None = None) -> Report:
                         try:
                             result = run_one(impl, workload, n, api_url, workdir, args.timeout)
                         except RuntimeError as exc:
-                            figures[workload][impl] = "failed"
-                            report.notes.append(f"{impl} {mode} {workload} failed: {exc}")
+                            if "exit -999" in str(exc):  # stopped at the timeout
+                                figures[workload][impl] = f"> {args.timeout:.0f} (timed out)"
+                                if workload == "tagged":
+                                    timed_out[impl] = args.timeout
+                            else:
+                                figures[workload][impl] = "failed"
+                            last = str(exc).strip().splitlines()[-1:] or [""]
+                            report.notes.append(f"{impl} {mode} {workload}: {last[0][:300]}")
                             continue
                         value = ROWS[workload][2](result)
                         values[workload][impl] = value
@@ -113,6 +120,8 @@ def run(argv: list[str] | None = None) -> Report:
                 label, unit, _ = ROWS[workload]
                 ours, theirs = values[workload].get("flowplane"), values[workload].get("prefect")
                 ratio = f"{theirs / ours:.1f}x" if ours and theirs else ""
+                if workload == "tagged" and ours and "prefect" in timed_out:
+                    ratio = f"> {timed_out['prefect'] / ours:.0f}x"
                 report.rows.append(
                     [
                         label.format(n=n),
