@@ -57,6 +57,8 @@ def _register_optional_groups() -> None:
         ("deployments", "deployment"),
         ("work_pools", "work-pool"),
         ("work_queues", "work-queue"),
+        ("concurrency_limits", "concurrency-limit"),
+        ("global_concurrency_limits", "global-concurrency-limit"),
     ):
         try:
             module = importlib.import_module(f"flowplane.cli.{module_name}")

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar, overload
 import httpx
 
 from flowplane.client._deployments import DeploymentOperations
+from flowplane.client._concurrency import ConcurrencyLimitOperations
 from flowplane.client._flow_runs import FlowRunOperations
 from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations
@@ -37,6 +38,7 @@ class _BaseClient(
     ArtifactOperations,
     DeploymentOperations,
     WorkPoolOperations,
+    ConcurrencyLimitOperations,
 ):
     """Configuration both faces share: URL, auth headers, timeouts, the protocol state."""
 

@@ -25,7 +25,7 @@ from flowplane.exceptions import (
     UpstreamTaskError,
 )
 from flowplane.schemas.states import State as WireState
-from flowplane.sdk import _api
+from flowplane.sdk import _api, _tag_limits
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Blocking, Invoke, Sleep, drive_async, drive_sync
 from flowplane.sdk._records import TaskRunRecord, new_id, now
@@ -239,7 +239,14 @@ def task_steps(
     # Persistence, caching and transactions: only for runs that need them (see _task_results).
     keeper: TaskResults | None = None
     wants_results = needs_results(task, flow_ctx)
+    tag_slots = None
     try:
+        if record.tags and _tag_limits.maybe_limited(record.tags):
+            try:
+                tag_slots = yield Blocking(lambda: _tag_limits.acquire(record))
+            except Exception as exc:  # the limit can never admit it (e.g. a limit of 0)
+                _fail(task, record, ctx, flow_ctx, exc)
+                return record
         while True:
             emit(
                 record.set_state(
@@ -321,6 +328,8 @@ def task_steps(
     finally:
         if keeper is not None:
             keeper.txn.reset()
+        if tag_slots is not None:
+            _tag_limits.release(tag_slots, task_run_logger(ctx, flow_ctx).warning)
         if printing is not None:
             printing.__exit__(None, None, None)
 

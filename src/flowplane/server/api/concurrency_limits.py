@@ -25,10 +25,11 @@ from flowplane.schemas.concurrency import (
     MinimalConcurrencyLimitResponse,
     TagSlots,
 )
-from flowplane.server.api.concurrency_limits_v2 import acquire_slots
+from flowplane.server.api.concurrency_limits_v2 import WaitQuery, acquire_slots, get_waiters
 from flowplane.server.api.deps import MAX_LIMIT, get_db, not_found, page_limit
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
+from flowplane.server.slot_waiters import SlotWaiters
 from flowplane.server.store import concurrency as store
 from flowplane.server.store import concurrency_leases as leases
 
@@ -126,6 +127,7 @@ async def reset_concurrency_limit_by_tag(
     tag: str = Path(...),
     slot_override: list[UUID] | None = Body(None, embed=True),
     db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
 ) -> None:
     """Free every slot of the tag's limit, or hand them to the task runs in ``slot_override``."""
     now = now_utc()
@@ -140,35 +142,46 @@ async def reset_concurrency_limit_by_tag(
                 await leases.create(session, [row.id], 1, leases.V1_LEASE_SECONDS, now, holder)
     if row is None:
         not_found("Concurrency limit for tag", tag)
+    waiters.notify_all([row.id])
 
 
-async def _delete(db: Database, ident: UUID | str) -> bool:
+async def _delete(db: Database, ident: UUID | str, waiters: SlotWaiters) -> bool:
     async with db.session() as session:
         row = await _read_tag_limit(session, ident)
         if row is None:
             return False
         await leases.detach_limit(session, row.id)
         await store.delete(session, row.id)
+    waiters.notify_all([row.id])  # their next try finds no limit and goes ahead
     return True
 
 
 @router.delete("/{id}")
-async def delete_concurrency_limit(id: UUID = Path(...), db: Database = Depends(get_db)) -> None:
-    if not await _delete(db, id):
+async def delete_concurrency_limit(
+    id: UUID = Path(...),
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
+) -> None:
+    if not await _delete(db, id, waiters):
         not_found("Concurrency limit", id)
 
 
 @router.delete("/tag/{tag}")
 async def delete_concurrency_limit_by_tag(
-    tag: str = Path(...), db: Database = Depends(get_db)
+    tag: str = Path(...),
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
 ) -> None:
-    if not await _delete(db, tag):
+    if not await _delete(db, tag, waiters):
         not_found("Concurrency limit for tag", tag)
 
 
 @router.post("/increment", response_model=list[MinimalConcurrencyLimitResponse])
 async def increment_concurrency_limits_v1(
-    body: TagSlots, db: Database = Depends(get_db)
+    body: TagSlots,
+    wait: float = WaitQuery,
+    db: Database = Depends(get_db),
+    waiters: SlotWaiters = Depends(get_waiters),
 ) -> list[MinimalConcurrencyLimitResponse]:
     """Take one slot on each tag's active limit for a task run, held until ``/decrement``.
 
@@ -182,13 +195,15 @@ async def increment_concurrency_limits_v1(
         lease_duration=leases.V1_LEASE_SECONDS,
         holder=ConcurrencyLeaseHolder(type="task_run", id=body.task_run_id),
         v1=True,
+        wait=wait,
+        waiters=waiters,
     )
     return tag_minimal(rows)
 
 
 @router.post("/decrement", response_model=list[MinimalConcurrencyLimitResponse])
 async def decrement_concurrency_limits_v1(
-    body: TagSlots, db: Database = Depends(get_db)
+    body: TagSlots, db: Database = Depends(get_db), waiters: SlotWaiters = Depends(get_waiters)
 ) -> list[MinimalConcurrencyLimitResponse]:
     """Release the task run's leases on these tags' limits (and so their slots)."""
     names = [cc.tag_limit_name(tag) for tag in body.names]
@@ -196,6 +211,8 @@ async def decrement_concurrency_limits_v1(
         rows = await store.read_by_names(session, names)
         held = await leases.held_by_task_run(session, body.task_run_id, [r.id for r in rows])
     if held:
+        freed: dict[UUID, int] = {}
         async with db.session() as session:
-            await leases.release(session, held, now_utc())
+            await leases.release(session, held, now_utc(), freed=freed)
+        waiters.notify(freed)
     return tag_minimal(rows)

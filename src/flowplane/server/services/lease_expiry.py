@@ -6,16 +6,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from uuid import UUID
 
 from flowplane.schemas.base import now_utc
 from flowplane.server.db.session import Database
+from flowplane.server.slot_waiters import SlotWaiters
 from flowplane.server.store import concurrency_leases as leases
 
 logger = logging.getLogger("flowplane.server.services.lease_expiry")
 
 
-async def release_expired(db: Database, now: datetime, batch_size: int = 100) -> int:
+async def release_expired(
+    db: Database, now: datetime, batch_size: int = 100, waiters: SlotWaiters | None = None
+) -> int:
     """Release every lease expired at ``now`` and give back its slots; returns how many.
+
+    Requests ``waiters`` holds for those slots are woken as each batch commits.
 
     Reads first, so an idle server never takes SQLite's write lock. Each batch is one
     transaction; a lease renewed between the read and the release is kept.
@@ -26,10 +32,13 @@ async def release_expired(db: Database, now: datetime, batch_size: int = 100) ->
             expired = await leases.expired_ids(session, now, batch_size)
         if not expired:
             return released
+        freed: dict[UUID, int] = {}
         async with db.session() as session:
             done = await leases.release(
-                session, expired, now, expired_only=True, record_occupancy=False
+                session, expired, now, expired_only=True, record_occupancy=False, freed=freed
             )
+        if waiters is not None and freed:
+            waiters.notify(freed)
         released += len(done)
         if len(expired) < batch_size or not done:
             return released
@@ -41,15 +50,20 @@ class LeaseExpiry:
     name = "lease-expiry"
 
     def __init__(
-        self, db: Database, interval: float = 1.0, clock: Callable[[], datetime] = now_utc
+        self,
+        db: Database,
+        interval: float = 1.0,
+        clock: Callable[[], datetime] = now_utc,
+        waiters: SlotWaiters | None = None,
     ) -> None:
         self.db = db
         self.interval = interval
         self.clock = clock
+        self.waiters = waiters
 
     async def run_once(self) -> int:
         """One pass at the clock's current time; returns the number of leases released."""
-        released = await release_expired(self.db, self.clock())
+        released = await release_expired(self.db, self.clock(), waiters=self.waiters)
         if released:
             logger.info("Released %d expired concurrency lease(s)", released)
         return released

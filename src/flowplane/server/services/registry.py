@@ -11,6 +11,7 @@ from flowplane.server.services.pause_expirations import PauseExpirations
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
 from flowplane.settings import Settings
+from flowplane.server.slot_waiters import waiters_for
 
 
 def build_services(app: Any) -> list[Any]:
@@ -26,7 +27,7 @@ def build_services(app: Any) -> list[Any]:
     services: list[Any] = [
         EventPersister(db, bus),
         TaskRunRecorder(db, bus),
-        LeaseExpiry(db),
+        LeaseExpiry(db, waiters=waiters_for(app)),
     ]
     if settings.server_services_pause_expirations_enabled:
         services.append(

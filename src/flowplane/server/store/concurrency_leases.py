@@ -105,6 +105,7 @@ async def release(
     *,
     expired_only: bool = False,
     record_occupancy: bool = True,
+    freed: dict[UUID, int] | None = None,
 ) -> list[UUID]:
     """Delete leases and give back their slots; returns the ids actually released.
 
@@ -143,6 +144,9 @@ async def release(
         durations[limit_id].append((now - created).total_seconds())
     occupancy = {k: sum(v) / len(v) for k, v in durations.items()} if record_occupancy else None
     await limits.give_back(session, dict(slots_by_limit), now, occupancy_seconds=occupancy)
+    if freed is not None:
+        for limit_id, slots in slots_by_limit.items():
+            freed[limit_id] = freed.get(limit_id, 0) + slots
     return list(held)
 
 

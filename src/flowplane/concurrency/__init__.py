@@ -1,0 +1,1 @@
+"""Global concurrency limits and rate limits in flows, tasks and any Python code (``flowplane.concurrency.sync`` / ``.asyncio``)."""
