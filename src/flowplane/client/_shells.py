@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import httpx
 
-from flowplane.client._deployments import DeploymentOperations
 from flowplane.client._concurrency import ConcurrencyLimitOperations
+from flowplane.client._deployments import DeploymentOperations
 from flowplane.client._flow_runs import FlowRunOperations
 from flowplane.client._flows import FlowOperations
 from flowplane.client._logs_events import LogEventOperations, ServerOperations

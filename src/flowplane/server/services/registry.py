@@ -10,8 +10,8 @@ from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
-from flowplane.settings import Settings
 from flowplane.server.slot_waiters import waiters_for
+from flowplane.settings import Settings
 
 
 def build_services(app: Any) -> list[Any]:
