@@ -79,7 +79,10 @@ def main() -> None:
     from flowplane.exceptions import FlowplaneError
 
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.secho("Aborted.", fg=typer.colors.RED, err=True)
+        sys.exit(1)
     except FlowplaneError as exc:
         typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(1)
@@ -89,3 +92,14 @@ def main() -> None:
         )
         typer.secho(f"Error: invalid setting: {problems}", fg=typer.colors.RED, err=True)
         sys.exit(1)
+    except Exception as exc:
+        # Usage errors (bad option value, unknown command) in one line, like every other
+        # error: Click's default is a multi-line box.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        typer.secho(f"Error: {exc.format_message()}{hint}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)
