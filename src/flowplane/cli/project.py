@@ -12,7 +12,9 @@ from flowplane.cli.output import fail, print_json
 
 
 def init(
-    name: Optional[str] = typer.Option(None, "--name", help="The project's name (default: the folder's)."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="The project's name (default: the folder's)."
+    ),
     pool: str = typer.Option(
         "default", "--pool", "-p", help="The work pool the deployments go to."
     ),
@@ -39,24 +41,36 @@ def deploy(
         None, help="path/to/file.py:flow_function, when not (only) using the project file."
     ),
     name: Optional[List[str]] = typer.Option(
-        None, "--name", "-n", help="The deployment (repeatable; in the file, or the new one's name)."
+        None,
+        "--name",
+        "-n",
+        help="The deployment (repeatable; in the file, or the new one's name).",
     ),
     all_: bool = typer.Option(False, "--all", help="Deploy every deployment in the project file."),
-    pool: Optional[str] = typer.Option(None, "--pool", "-p", help="The work pool (overrides the file)."),
+    pool: Optional[str] = typer.Option(
+        None, "--pool", "-p", help="The work pool (overrides the file)."
+    ),
     work_queue: Optional[str] = typer.Option(None, "--work-queue", "-q", help="The pool's queue."),
     cron: Optional[List[str]] = typer.Option(None, "--cron", help="A cron schedule (repeatable)."),
     interval: Optional[List[float]] = typer.Option(
         None, "--interval", help="An interval schedule in seconds (repeatable)."
     ),
-    rrule: Optional[List[str]] = typer.Option(None, "--rrule", help="An RRule schedule (repeatable)."),
+    rrule: Optional[List[str]] = typer.Option(
+        None, "--rrule", help="An RRule schedule (repeatable)."
+    ),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="The schedules' time zone."),
-    param: Optional[List[str]] = typer.Option(None, "--param", help="A default parameter key=value."),
+    param: Optional[List[str]] = typer.Option(
+        None, "--param", help="A default parameter key=value."
+    ),
     job_variable: Optional[List[str]] = typer.Option(
         None, "--job-variable", "-jv", help="A job variable key=value (repeatable)."
     ),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="A tag (repeatable)."),
     file: Optional[Path] = typer.Option(
-        None, "--file", "--prefect-file", help="The project file (default: ./flowplane.yaml or ./prefect.yaml)."
+        None,
+        "--file",
+        "--prefect-file",
+        help="The project file (default: ./flowplane.yaml or ./prefect.yaml).",
     ),
     output: Optional[str] = output_option(),
 ) -> None:
@@ -80,11 +94,15 @@ def deploy(
             listed = [s for s in project["deployments"] if s.get("name") == names[0]]
             specs = [{**(listed[0] if listed else {}), "name": names[0], "entrypoint": entrypoint}]
         elif path is None:
-            fail("No flowplane.yaml or prefect.yaml here; run `flowplane init`, or give an ENTRYPOINT.")
+            fail(
+                "No flowplane.yaml or prefect.yaml here; run `flowplane init`, or give an ENTRYPOINT."
+            )
         else:
             specs = select(project, list(name or []), all_)
         specs = [
-            _override(s, pool, work_queue, cron, interval, rrule, timezone, param, job_variable, tag)
+            _override(
+                s, pool, work_queue, cron, interval, rrule, timezone, param, job_variable, tag
+            )
             for s in specs
         ]
         deployments = [build(spec, project, root) for spec in specs]
@@ -143,7 +161,7 @@ def _override(
             **_parameters(list(job_variable), None),
         }
     spec["work_pool"] = work_pool
-    added = [
+    added: list[dict[str, Any]] = [
         *({"cron": c} for c in cron or []),
         *({"interval": i} for i in interval or []),
         *({"rrule": r} for r in rrule or []),

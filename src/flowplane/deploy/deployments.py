@@ -10,9 +10,11 @@ over the free functions here.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import inspect
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -132,7 +134,9 @@ def schedule_create(item: Any, timezone: str | None = None) -> dict[str, Any]:
     if "schedule" in item:
         return dict(item)
     rule = dict(item)
-    outer = {k: rule.pop(k) for k in ("active", "parameters", "slug", "max_scheduled_runs") if k in rule}
+    outer = {
+        k: rule.pop(k) for k in ("active", "parameters", "slug", "max_scheduled_runs") if k in rule
+    }
     if "interval" in rule:
         rule["interval"] = _seconds(rule["interval"])
     if not {"cron", "interval", "rrule"} & set(rule):
@@ -307,10 +311,9 @@ def flow_deploy(
 
 def is_git_url(source: str) -> bool:
     """Whether ``source`` names a git repository rather than a local folder."""
-    return (
-        source.startswith(("https://", "http://", "git@", "ssh://", "git://", "file://"))
-        or source.rstrip("/").endswith(".git")
-    )
+    return source.startswith(
+        ("https://", "http://", "git@", "ssh://", "git://", "file://")
+    ) or source.rstrip("/").endswith(".git")
 
 
 def source_pull_steps(source: str, branch: str | None = None) -> list[dict[str, Any]]:
@@ -321,11 +324,7 @@ def source_pull_steps(source: str, branch: str | None = None) -> list[dict[str, 
             clone["branch"] = branch
         return [
             {f"{STEP_PREFIX}git_clone": clone},
-            {
-                f"{STEP_PREFIX}set_working_directory": {
-                    "directory": "{{ clone-step.directory }}"
-                }
-            },
+            {f"{STEP_PREFIX}set_working_directory": {"directory": "{{ clone-step.directory }}"}},
         ]
     return [{f"{STEP_PREFIX}set_working_directory": {"directory": str(Path(source).resolve())}}]
 
@@ -350,6 +349,7 @@ def from_source(source: Any, entrypoint: str) -> Flow[Any, Any]:
     previous = os.getcwd()
     if is_git_url(url):
         scratch = tempfile.mkdtemp(prefix="flowplane-source-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         os.chdir(scratch)
         try:
             folder = git_clone(url, branch=branch)["directory"]

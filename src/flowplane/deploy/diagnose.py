@@ -63,7 +63,9 @@ def explain(facts: WaitFacts, now: dt.datetime, stale_seconds: float = STALE_SEC
                 f"Work queue {facts.queue_name!r} of pool {pool!r} is paused: "
                 f"flowplane work-queue resume {facts.queue_name} --pool {pool}"
             )
-    recent = [p for p in facts.polls if p is not None and (now - p).total_seconds() <= stale_seconds]
+    recent = [
+        p for p in facts.polls if p is not None and (now - p).total_seconds() <= stale_seconds
+    ]
     if not recent:
         since = f"in the last {int(stale_seconds)} s" if any(facts.polls) else "yet"
         if pool is not None:

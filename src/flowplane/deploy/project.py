@@ -105,7 +105,9 @@ def select(project: dict[str, Any], names: list[str], every: bool) -> list[dict[
         match = [s for s in specs if s.get("name") == short]
         if not match:
             known = ", ".join(str(s.get("name")) for s in specs)
-            raise ConfigurationError(f"No deployment {name!r} in the project file (it has: {known})")
+            raise ConfigurationError(
+                f"No deployment {name!r} in the project file (it has: {known})"
+            )
         chosen.extend(match)
     return chosen
 
@@ -250,7 +252,7 @@ def init_project(
     }
     header = (
         "# flowplane project file: `flowplane deploy --all` registers these deployments.\n"
-        "# Schedules: - cron: \"0 3 * * *\"  |  - interval: 3600  |  - rrule: \"FREQ=DAILY\"\n"
+        '# Schedules: - cron: "0 3 * * *"  |  - interval: 3600  |  - rrule: "FREQ=DAILY"\n'
     )
     target = folder / "flowplane.yaml"
     target.write_text(header + yaml.safe_dump(project, sort_keys=False))

@@ -167,7 +167,9 @@ def serve(
         runner.add_deployment(deployment)
     if print_starting_message:
         names = ", ".join(repr(d.full_name) for d in deployments)
-        print(f"Serving {names}. Start a run with: flowplane deployment run {deployments[0].full_name!r}")
+        print(
+            f"Serving {names}. Start a run with: flowplane deployment run {deployments[0].full_name!r}"
+        )
         print("Stop with Ctrl-C.", flush=True)
     _run_with_signals(runner)
     return None

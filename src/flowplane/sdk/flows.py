@@ -271,3 +271,7 @@ def flow(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         return Flow(fn, **options)
 
     return decorator
+
+
+# Prefect's `flow.from_source(...)` is called on the decorator itself.
+flow.from_source = Flow.from_source  # type: ignore[attr-defined]
