@@ -59,9 +59,12 @@ def test_to_deployment_apply_creates_then_updates() -> None:
     assert got.schedules[0].schedule.cron == "0 3 * * *"
     assert set(got.parameter_openapi_schema["properties"]) == {"x", "y"}
 
+    with get_client(sync_client=True) as client:
+        client.pause_deployment(first)
     again = adder.to_deployment("nightly", interval=60, parameters={"x": 6}).apply()
     assert again == first
     got = stored("adder/nightly")
+    assert got.paused is False  # re-applying (re-serving) resumes it, as Prefect's does
     assert got.parameters == {"x": 6} and got.schedules[0].schedule.interval == dt.timedelta(
         seconds=60
     )

@@ -149,3 +149,86 @@ def test_sigterm_stops_serving_and_pauses_the_deployment(
     deployment = live_server.get(f"/deployments/{served['deployment']['id']}")
     assert deployment["paused"] is True
     assert "Traceback" not in served["log"].read_text()
+
+
+MANY = textwrap.dedent(
+    """
+    import os
+    import time
+
+    from flowplane import flow, serve
+
+
+    @flow
+    def crasher():
+        os._exit(3)
+
+
+    @flow
+    def sleeper(seconds: float = 1.0):
+        time.sleep(seconds)
+        return seconds
+
+
+    if __name__ == "__main__":
+        serve(
+            crasher.to_deployment("crash"),
+            sleeper.to_deployment("nap", interval=3600, paused=True),
+            limit=1,
+            pause_on_shutdown=False,
+        )
+    """
+)
+
+
+def test_serve_many_with_a_limit_and_a_crashing_run(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    from flowplane.client import Client
+    from flowplane.deployments import run_deployment
+
+    (tmp_path / "many_flows.py").write_text(MANY)
+    log = tmp_path / "serve.log"
+    process = spawn(
+        [sys.executable, "many_flows.py"],
+        tmp_path,
+        live_server.env(FLOWPLANE_RUNNER_POLL_SECONDS="0.5"),
+        log,
+    )
+    try:
+
+        def registered() -> None:
+            assert process.poll() is None, log.read_text()
+            names = {d["name"] for d in live_server.post("/deployments/filter", {})}
+            assert {"crash", "nap"} <= names
+
+        eventually(registered, timeout=60)
+        with Client(api_url=live_server.url) as client:
+            crashed = run_deployment("crasher/crash", client=client, timeout=90, poll_interval=0.2)
+            assert crashed.state.type.value == "CRASHED", log.read_text()[-3000:]
+            assert "exited with status 3" in (crashed.state.message or "")
+
+            first = run_deployment(
+                "sleeper/nap", client=client, timeout=0, parameters={"seconds": 2}
+            )
+            second = run_deployment(
+                "sleeper/nap", client=client, timeout=0, parameters={"seconds": 2}
+            )
+
+            def both_completed() -> list:
+                runs = [client.read_flow_run(r.id) for r in (first, second)]
+                assert all(r.state.type.value == "COMPLETED" for r in runs), [
+                    r.state.type for r in runs
+                ]
+                return runs
+
+            runs = eventually(both_completed, timeout=120)
+        # limit=1: the two runs did not overlap.
+        a, b = sorted(runs, key=lambda r: r.start_time)
+        assert a.end_time <= b.start_time, (a.start_time, a.end_time, b.start_time)
+        deployment = live_server.get("/deployments/name/sleeper/nap")
+        assert deployment["paused"] is True  # paused=True was asked for; runs still work
+    finally:
+        assert stop_group(process) == 0, log.read_text()[-3000:]
+    # pause_on_shutdown=False leaves the other deployment as it was.
+    assert live_server.get("/deployments/name/crasher/crash")["paused"] is False

@@ -58,7 +58,8 @@ class RunnerDeployment:
     version: str | None = None
     tags: list[str] = field(default_factory=list)
     concurrency_limit: int | None = None
-    paused: bool | None = None
+    #: Unset means not paused (as Prefect): re-serving a deployment paused on shutdown resumes it.
+    paused: bool = False
     work_pool_name: str | None = None
     work_queue_name: str | None = None
     job_variables: dict[str, Any] = field(default_factory=dict)
@@ -250,7 +251,7 @@ def to_deployment(
         version=version or flow.version,
         tags=list(tags or []),
         concurrency_limit=concurrency_limit,
-        paused=paused,
+        paused=bool(paused),
         work_pool_name=work_pool_name,
         work_queue_name=work_queue_name,
         job_variables=dict(job_variables or {}),

@@ -164,7 +164,7 @@ def build(spec: dict[str, Any], project: dict[str, Any], root: Path) -> RunnerDe
         version=spec.get("version") or flow.version,
         tags=list(spec.get("tags") or []),
         concurrency_limit=spec.get("concurrency_limit"),
-        paused=spec.get("paused"),
+        paused=bool(spec.get("paused", False)),
         work_pool_name=pool.get("name"),
         work_queue_name=pool.get("work_queue_name"),
         job_variables=dict(pool.get("job_variables") or {}),
