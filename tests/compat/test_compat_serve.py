@@ -76,6 +76,37 @@ def test_prefect_flow_serve_runs_a_triggered_run(
             assert "served hello triggered" in [line["message"] for line in logs]
 
         eventually(logged, timeout=30)
+
+        # Cancelling a served run: the Prefect runner stops its process; the run ends Cancelled.
+        created = api.post(
+            f"/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": {"name": "slow", "seconds": 300}},
+        )
+        slow_id = created.json()["id"]
+
+        def running() -> None:
+            state = api.get(f"/flow_runs/{slow_id}").json()["state"]
+            assert state["type"] == "RUNNING", state
+
+        eventually(running, timeout=120, interval=0.5)
+        cancel = api.post(
+            f"/flow_runs/{slow_id}/set_state",
+            json={"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True},
+        )
+        assert cancel.status_code in (200, 201), cancel.text
+
+        def cancelled() -> None:
+            state = api.get(f"/flow_runs/{slow_id}").json()["state"]
+            assert state["type"] == "CANCELLED", state
+
+        try:
+            eventually(cancelled, timeout=90, interval=0.5)
+        except AssertionError:
+            pytest.fail(
+                f"the served run was not cancelled\n--- serve\n{output()}"
+                f"\n--- server\n{flowplane_server.log_tail()}",
+                pytrace=False,
+            )
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)

@@ -4,12 +4,14 @@ Usage: python serve_hello.py DEPLOYMENT_NAME
 """
 
 import sys
+import time
 
 from prefect import flow
 
 
 @flow(log_prints=True)
-def served_hello(name: str = "world"):
+def served_hello(name: str = "world", seconds: float = 0):
+    time.sleep(seconds)
     print(f"served hello {name}")
     return name
 
