@@ -48,12 +48,12 @@ def test_prefect_flow_serve_runs_a_triggered_run(
         assert deployment["work_pool_name"] is None
         assert deployment["parameters"] == {"name": "compat"}
 
-        created = api.post(
-            f"/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": {"name": "triggered"}},
-        )
-        assert created.status_code == 201, created.text
-        run_id = created.json()["id"]
+        # Triggered with Prefect's own CLI.
+        done = prefect.cli("deployment", "run", f"served-hello/{name}", "--param", "name=triggered")
+        assert done.returncode == 0, done.stdout + done.stderr
+        run_ids = [line.split()[-1] for line in done.stdout.splitlines() if "UUID:" in line]
+        assert run_ids, done.stdout
+        run_id = run_ids[-1]
 
         def finished() -> dict:
             run = api.get(f"/flow_runs/{run_id}").json()
