@@ -153,10 +153,20 @@ def test_init_detects_a_git_remote_and_the_worker_clones_it(
     )
     ok(live_server, folder, "work-pool", "create", pool, "--type", "process")
     written["deployments"][0]["name"] = "from-git"
+    # A deployment's own pull steps win over the project's: add a shell step after the cd.
+    written["deployments"][0]["pull"] = [
+        *written["pull"],
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "script": "touch pulled.txt",
+                "directory": "{{ clone-step.directory }}",
+            }
+        },
+    ]
     (folder / "flowplane.yaml").write_text(yaml.safe_dump(written))
     ok(live_server, folder, "deploy", "--name", "from-git")
     stored = live_server.get("/deployments/name/hello/from-git")
-    assert stored["pull_steps"] == written["pull"]
+    assert stored["pull_steps"] == written["deployments"][0]["pull"]
 
     shutil.rmtree(folder)  # only the clone can provide the code now
     elsewhere = tmp_path / "git-worker"
@@ -164,3 +174,4 @@ def test_init_detects_a_git_remote_and_the_worker_clones_it(
     run = run_with_worker(live_server, elsewhere, pool, "hello/from-git")
     logs = live_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
     assert "hello world x2 from gitproj-main" in [line["message"] for line in logs]
+    assert (elsewhere / "gitproj-main" / "pulled.txt").exists()
