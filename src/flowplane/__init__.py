@@ -65,6 +65,10 @@ _EXPORTS: dict[str, str] = {
     "asuspend_flow_run": "flowplane.sdk.flow_runs",
     "resume_flow_run": "flowplane.sdk.flow_runs",
     "aresume_flow_run": "flowplane.sdk.flow_runs",
+    # deployments: serve, deploy, run
+    "serve": "flowplane.deploy.runner",
+    "aserve": "flowplane.deploy.runner",
+    "deploy": "flowplane.deploy.deployments",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -87,6 +91,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowplane import runtime as runtime
     from flowplane.client import get_client as get_client
+    from flowplane.deploy.deployments import deploy as deploy
+    from flowplane.deploy.runner import aserve as aserve
+    from flowplane.deploy.runner import serve as serve
     from flowplane.sdk.annotations import allow_failure as allow_failure
     from flowplane.sdk.annotations import opaque as opaque
     from flowplane.sdk.annotations import quote as quote

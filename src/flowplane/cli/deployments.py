@@ -14,6 +14,10 @@ app = typer.Typer(help="View, run and manage deployments.", no_args_is_help=True
 NAME_HELP = "The deployment: flow-name/deployment-name, or its id."
 #: Seconds between polls of a watched run.
 WATCH_POLL_SECONDS = 1.0
+#: Seconds a watched run may wait to start before ``--watch`` says why (seed-003).
+DIAGNOSE_AFTER_SECONDS = 15.0
+#: Seconds between two looks at why a run still waits.
+DIAGNOSE_EVERY_SECONDS = 5.0
 
 
 def _read(client: Any, name: str) -> Any:
@@ -152,6 +156,11 @@ def run(
     watch: bool = typer.Option(
         False, "--watch", help="Follow the run's states and logs until it ends."
     ),
+    diagnose_after: float = typer.Option(
+        DIAGNOSE_AFTER_SECONDS,
+        "--diagnose-after",
+        help="With --watch: seconds a run may wait (Scheduled/Pending) before saying why it waits.",
+    ),
     output: Optional[str] = output_option(),
 ) -> None:
     """Create a run of a deployment; a worker of its pool picks it up."""
@@ -180,15 +189,23 @@ def run(
         if deployment.work_pool_name:
             typer.echo(f"It waits in work pool {deployment.work_pool_name!r} for a worker.")
         if watch:
-            raise typer.Exit(_watch(client, flow_run))
+            raise typer.Exit(_watch(client, flow_run, diagnose_after))
 
 
-def _watch(client: Any, flow_run: Any) -> int:
-    """Print the run's state changes and log lines until it ends; 0 if it completed."""
+def _watch(client: Any, flow_run: Any, diagnose_after: float = DIAGNOSE_AFTER_SECONDS) -> int:
+    """Print the run's state changes and log lines until it ends; 0 if it completed.
+
+    A run still Scheduled or Pending ``diagnose_after`` seconds after the watch began gets
+    one line saying why (paused pool or queue, no worker polling, a full concurrency
+    limit), repeated only when the reason changes.
+    """
     import time
 
     seen_state = None
     logs_seen = 0
+    started = time.monotonic()
+    next_diagnosis = started + diagnose_after
+    said = None
     while True:
         current = client.read_flow_run(flow_run.id)
         logs = client.read_logs(
@@ -206,4 +223,26 @@ def _watch(client: Any, flow_run: Any) -> int:
             )
             if state.type.value in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
                 return 0 if state.type.value == "COMPLETED" else 1
+        if time.monotonic() >= next_diagnosis:
+            next_diagnosis = time.monotonic() + DIAGNOSE_EVERY_SECONDS
+            reason = _why_waiting(client, current)
+            if reason is not None and reason != said:
+                typer.echo(f"Waiting: {reason}")
+            said = reason
         time.sleep(WATCH_POLL_SECONDS)
+
+
+def _why_waiting(client: Any, flow_run: Any) -> str | None:
+    """Why ``flow_run`` has not started, in one line, or ``None`` (a failed look says nothing)."""
+    import datetime as dt
+
+    from flowplane.deploy.diagnose import explain, gather
+    from flowplane.exceptions import FlowplaneError
+
+    try:
+        facts = gather(client, flow_run)
+    except FlowplaneError:
+        return None
+    if facts is None:
+        return None
+    return explain(facts, dt.datetime.now(dt.timezone.utc))

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from flowplane.cli import project as project_cli
 from flowplane.cli import server as server_cli
 from flowplane.cli.run import run as run_command
 
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(server_cli.app, name="server")
 app.command("run")(run_command)
+app.command("init")(project_cli.init)
+app.command("deploy")(project_cli.deploy)
 
 
 @app.command()

@@ -150,6 +150,41 @@ class Flow(Definition, Generic[P, R]):
 
         return jsonable_parameters(parameters)
 
+    # --- deployments: thin methods over flowplane.deploy's free functions ---
+
+    def to_deployment(self, name: str, **options: Any) -> Any:
+        """Describe a deployment of this flow (``serve(*deployments)`` or ``deploy(...)`` registers it).
+
+        Takes ``cron``/``interval``/``rrule``/``schedules``, ``parameters``, ``tags``,
+        ``description``, ``version``, ``paused``, ``concurrency_limit``,
+        ``work_pool_name``, ``work_queue_name``, ``job_variables``.
+        """
+        from flowplane.deploy.deployments import to_deployment
+
+        return to_deployment(self, name, **options)
+
+    def serve(self, name: str | None = None, **options: Any) -> None:
+        """Create a deployment of this flow and run its runs in this process until stopped.
+
+        Takes :meth:`to_deployment`'s options plus ``limit`` and ``pause_on_shutdown``.
+        """
+        from flowplane.deploy.runner import flow_serve
+
+        flow_serve(self, name, **options)
+
+    def deploy(self, name: str, work_pool_name: str | None = None, **options: Any) -> Any:
+        """Register a deployment of this flow whose runs a worker of ``work_pool_name`` executes; its id."""
+        from flowplane.deploy.deployments import flow_deploy
+
+        return flow_deploy(self, name, work_pool_name, **options)
+
+    @classmethod
+    def from_source(cls, source: Any, entrypoint: str) -> Flow[Any, Any]:
+        """The flow at ``entrypoint`` in ``source`` (a folder or git URL); its deployments fetch that source."""
+        from flowplane.deploy.deployments import from_source
+
+        return from_source(source, entrypoint)
+
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
 
@@ -236,3 +271,7 @@ def flow(__fn: Callable[..., Any] | None = None, **options: Any) -> Any:
         return Flow(fn, **options)
 
     return decorator
+
+
+# Prefect's `flow.from_source(...)` is called on the decorator itself.
+flow.from_source = Flow.from_source  # type: ignore[attr-defined]
