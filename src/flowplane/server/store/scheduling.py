@@ -267,7 +267,7 @@ async def _existing_times(
     found: dict[tuple[UUID, UUID], set[datetime]] = {}
     for deployment_id, key, when in (await session.execute(stmt)).all():
         schedule_id = _schedule_of(key)
-        if schedule_id is not None and when is not None:
+        if deployment_id is not None and schedule_id is not None and when is not None:
             found.setdefault((deployment_id, schedule_id), set()).add(when)
     return found
 
@@ -285,7 +285,7 @@ async def _latest_times(
     found: dict[tuple[UUID, UUID], datetime] = {}
     for deployment_id, key, when in (await session.execute(stmt)).all():
         schedule_id = _schedule_of(key)
-        if schedule_id is not None and when is not None:
+        if deployment_id is not None and schedule_id is not None and when is not None:
             found[(deployment_id, schedule_id)] = when
     return found
 
