@@ -99,14 +99,16 @@ class Scheduler:
                 ids = await scheduling.deployments_to_schedule(
                     session, after=after, limit=self.batch_size, changed_since=changed_since
                 )
-            if not ids:
-                break
-            async with self.db.session() as session:
-                done = await scheduling.schedule_deployments(
+                if not ids:
+                    break
+                plan = await scheduling.plan_runs(
                     session, ids, now, self.horizon, catch_up_policy=self.catch_up
                 )
-            orchestration.publish(self.bus, done.outcomes)
-            created += done.created
+            if plan.runs:  # only then take the write lock
+                async with self.db.session() as session:
+                    done = await scheduling.insert_planned(session, plan, now)
+                orchestration.publish(self.bus, done.outcomes)
+                created += done.created
             if len(ids) < self.batch_size:
                 break
             after = ids[-1]

@@ -104,6 +104,16 @@ def expand(
     return times_to_schedule(spec_from_wire(schedule), start, existing, horizon, max_scheduled_runs)
 
 
+@dataclass
+class Plan:
+    """The runs a batch of deployments needs, worked out from reads alone."""
+
+    runs: list[tuple[dict[str, Any], StateCreate]] = field(default_factory=list)
+    related: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    #: Times that already have a run (seen when planning).
+    existing: int = 0
+
+
 async def schedule_deployments(
     session: AsyncSession,
     deployment_ids: Sequence[UUID],
@@ -127,12 +137,49 @@ async def schedule_deployments(
     Returns:
         The counts and the outcomes whose events the caller publishes after committing.
     """
-    result = Scheduled()
+    plan = await plan_runs(
+        session,
+        deployment_ids,
+        now,
+        horizon,
+        catch_up_policy=catch_up_policy,
+        skip_paused=skip_paused,
+    )
+    return await insert_planned(session, plan, now)
+
+
+async def insert_planned(session: AsyncSession, plan: Plan, now: datetime) -> Scheduled:
+    """Insert a plan's runs (in a writing session); times taken meanwhile count as existing."""
+    outcomes = await orchestration.insert_runs(
+        session, RunKind.FLOW, plan.runs, related=plan.related, now=now
+    )
+    return Scheduled(
+        created=len(outcomes),
+        existing=plan.existing + len(plan.runs) - len(outcomes),
+        outcomes=outcomes,
+    )
+
+
+async def plan_runs(
+    session: AsyncSession,
+    deployment_ids: Sequence[UUID],
+    now: datetime,
+    horizon: Horizon,
+    *,
+    catch_up_policy: CatchUpPolicy | None = None,
+    skip_paused: bool = True,
+) -> Plan:
+    """The runs :func:`schedule_deployments` would insert, from reads only (any session).
+
+    The scheduler plans in a read session and takes the write lock only when a batch
+    needs runs; inserting is idempotent, so a plan that raced another writer is safe.
+    """
+    plan = Plan()
     if not deployment_ids:
-        return result
+        return plan
     deployments = await _read_deployments(session, deployment_ids, skip_paused)
     if not deployments:
-        return result
+        return plan
     ids = list(deployments)
     schedules = (
         (
@@ -146,7 +193,7 @@ async def schedule_deployments(
         .all()
     )
     if not schedules:
-        return result
+        return plan
     existing = await _existing_times(session, ids, now)
     latest: dict[tuple[UUID, UUID], datetime] = {}
     if catch_up_policy is not None:
@@ -157,8 +204,6 @@ async def schedule_deployments(
         ]
         if wanting:
             latest = await _latest_times(session, wanting)
-    runs: list[tuple[dict[str, Any], StateCreate]] = []
-    related: dict[UUID, dict[str, Any]] = {}
     for sched in schedules:
         dep = deployments[sched.deployment_id]
         have = existing.get((sched.deployment_id, sched.id), set())
@@ -180,10 +225,10 @@ async def schedule_deployments(
             continue  # a stored schedule that no longer evaluates makes no runs
         for when in wanted:
             if when in have:
-                result.existing += 1
+                plan.existing += 1
                 continue
             values = _run_values(dep, sched, when, now)
-            runs.append(
+            plan.runs.append(
                 (
                     values,
                     StateCreate(
@@ -193,14 +238,11 @@ async def schedule_deployments(
                     ),
                 )
             )
-            related[values["id"]] = {"flow__name": dep["flow_name"], "flow__tags": dep["flow_tags"]}
-    outcomes = await orchestration.insert_runs(
-        session, RunKind.FLOW, runs, related=related, now=now
-    )
-    result.created += len(outcomes)
-    result.existing += len(runs) - len(outcomes)
-    result.outcomes.extend(outcomes)
-    return result
+            plan.related[values["id"]] = {
+                "flow__name": dep["flow_name"],
+                "flow__tags": dep["flow_tags"],
+            }
+    return plan
 
 
 def _policy_for(labels: dict[str, Any] | None, default: CatchUp) -> CatchUp:
