@@ -83,11 +83,6 @@ class Scheduled:
     existing: int = 0
     outcomes: list[orchestration.Outcome] = field(default_factory=list)
 
-    def add(self, other: Scheduled) -> None:
-        self.created += other.created
-        self.existing += other.existing
-        self.outcomes.extend(other.outcomes)
-
 
 def expand(
     schedule: dict[str, Any],
