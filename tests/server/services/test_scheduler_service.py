@@ -237,6 +237,25 @@ async def test_catch_up_skips_or_runs_missed_times_bounded(served, server_policy
     assert await back.run_once() == 0
 
 
+@pytest.mark.parametrize("late_after", [15, 5])
+async def test_catch_up_waits_for_the_late_threshold(served, late_after: int) -> None:
+    client, app = served
+    now = utcnow().replace(microsecond=0)
+    last = now - timedelta(seconds=10)
+    dep = await deploy(client, schedules=[{"schedule": interval(2, last)}])
+    one = Horizon(min_runs=1, max_runs=1, min_time=timedelta(0))
+    assert await scheduler(app, now=last, horizon=one).run_once() == 1
+    policy = CatchUpPolicy(
+        policy=CatchUp.RUN_MISSED, max_missed=10, late_after=timedelta(seconds=late_after)
+    )
+    await scheduler(app, now=now, horizon=one, catch_up=policy).run_once()
+    got = times(await runs_of(client, dep["id"]))
+    if late_after == 15:  # 10 s behind is within the threshold: a normal pass
+        assert got == [last, now]
+    else:
+        assert got == [last + timedelta(seconds=2 * k) for k in range(6)]
+
+
 async def test_schedule_endpoint_reports_counts_and_refuses_a_reversed_window(served) -> None:
     client, _ = served
     anchor = utcnow().replace(second=0, microsecond=0) - timedelta(days=2)
