@@ -26,6 +26,7 @@ BENCHMARKS = [
     "event_ingest",
     "cache_hit",
     "concurrency",
+    "scheduler",
 ]
 
 

@@ -116,12 +116,17 @@ def _serve(
 
 
 @contextmanager
-def flowplane_server(workdir: Path) -> Iterator[RunningServer]:
-    """``flowplane server start`` on 127.0.0.1 with a private home (SQLite at $FLOWPLANE_HOME/flowplane.db)."""
+def flowplane_server(
+    workdir: Path, extra_settings: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """``flowplane server start`` on 127.0.0.1 with a private home (SQLite at $FLOWPLANE_HOME/flowplane.db).
+
+    ``extra_settings``: further ``FLOWPLANE_*`` variables for the server.
+    """
     home = workdir / "flowplane-home"
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    settings = {"FLOWPLANE_HOME": str(home)}
+    settings = {"FLOWPLANE_HOME": str(home), **(extra_settings or {})}
     command = [
         str(flowplane_executable()),
         "server",
@@ -147,11 +152,14 @@ PREFECT_SETTINGS = {
 
 
 @contextmanager
-def prefect_server(workdir: Path, services: bool = True) -> Iterator[RunningServer]:
+def prefect_server(
+    workdir: Path, services: bool = True, extra_settings: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
     """``prefect server start`` (3.6.29, from .venv-compat) on 127.0.0.1 with a temp home and SQLite file.
 
     With ``services=False`` it runs with ``--no-services`` (the API only: no scheduler, event
-    persister, task-run recorder, triggers, ...).
+    persister, task-run recorder, triggers, ...). ``extra_settings``: further ``PREFECT_*``
+    variables for the server.
     """
     home = workdir / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -160,6 +168,7 @@ def prefect_server(workdir: Path, services: bool = True) -> Iterator[RunningServ
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
         "PREFECT_SERVER_MEMO_STORE_PATH": str(home / "memo_store.toml"),
+        **(extra_settings or {}),
     }
     command = [
         str(prefect_executable()),

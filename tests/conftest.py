@@ -179,7 +179,10 @@ async def app(database_url: str, flowplane_home: Path) -> AsyncIterator[object]:
     from flowplane.server.app import create_app
     from flowplane.settings import Settings
 
-    settings = Settings(home=flowplane_home, database_url=database_url)
+    # The scheduler would add runs to tests' deployments at its own pace: its tests run it.
+    settings = Settings(
+        home=flowplane_home, database_url=database_url, server_services_scheduler_enabled=False
+    )
     application = create_app(settings, run_migrations=False)
     async with LifespanManager(application) as manager:
         yield manager.app

@@ -69,7 +69,10 @@ class EmbeddedServer:
         try:
             from flowplane.server.app import create_app
 
-            app = create_app(self.settings)
+            # Like Prefect's ephemeral server: no scheduler in a short-lived process (a CLI
+            # command or a script would otherwise create runs for every deployment).
+            settings = self.settings.model_copy(update={"server_services_scheduler_enabled": False})
+            app = create_app(settings)
             lifespan = app.router.lifespan_context(app)
             loop.run_until_complete(lifespan.__aenter__())
         except BaseException as exc:  # report any start failure to the waiting clients

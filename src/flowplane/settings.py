@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -106,6 +106,42 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds without a heartbeat before a running flow run is Crashed "
         "(at least two of the run's own heartbeat intervals).",
+    )
+
+    # --- scheduler: runs from deployment schedules (Prefect's scheduler settings) ---
+    server_services_scheduler_enabled: bool = Field(
+        default=True, description="Create Scheduled runs from deployments' schedules."
+    )
+    server_services_scheduler_loop_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds between full passes over every deployment."
+    )
+    server_services_scheduler_recent_deployments_loop_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between passes over deployments created or changed recently.",
+    )
+    server_services_scheduler_deployment_batch_size: int = Field(
+        default=100, gt=0, description="Deployments scheduled per transaction."
+    )
+    server_services_scheduler_max_runs: int = Field(
+        default=100, ge=0, description="Most runs a schedule keeps ahead."
+    )
+    server_services_scheduler_min_runs: int = Field(
+        default=3, ge=0, description="Fewest runs a schedule keeps ahead (within max time)."
+    )
+    server_services_scheduler_max_scheduled_time: float = Field(
+        default=100 * 86400.0, gt=0, description="Seconds ahead runs are created at most."
+    )
+    server_services_scheduler_min_scheduled_time: float = Field(
+        default=3600.0, ge=0, description="Seconds ahead runs are created at least."
+    )
+    server_services_scheduler_catch_up: Literal["skip", "run_missed"] = Field(
+        default="skip",
+        description="After downtime: skip missed times (Prefect) or create runs for them; "
+        "a deployment label flowplane.scheduler.catch_up overrides it.",
+    )
+    server_services_scheduler_catch_up_max_runs: int = Field(
+        default=10, ge=0, description="Most missed runs created per schedule when catching up."
     )
 
     results_persist_by_default: bool = Field(

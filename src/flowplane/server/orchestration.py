@@ -469,6 +469,61 @@ async def insert_run(
     return outcome
 
 
+async def insert_runs(
+    session: AsyncSession,
+    kind: RunKind,
+    runs: list[tuple[dict[str, Any], StateCreate]],
+    *,
+    related: Mapping[UUID, Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Insert many new runs in their initial states with two statements, skipping conflicts.
+
+    The batch form of :func:`insert_run` (with ``ignore_conflicts``) for callers that make
+    many runs at once, such as the scheduler: every run's values must have the same keys.
+    A run that would violate a unique constraint (its idempotency key is taken) is left
+    out; only the inserted runs get a state row and an outcome.
+
+    Args:
+        session: a writing session; the caller commits it, then publishes the events.
+        kind: flow run or task run.
+        runs: each run's columns (``id`` included) and its initial state.
+        related: extra facts for events, by run id (``flow__name``, ``flow__tags``).
+        now: the current time (defaults to the clock).
+    """
+    if not runs:
+        return []
+    now = now or now_utc()
+    spec = tables_for(kind)
+    planned = []
+    for values, proposed in runs:
+        decision, state, state_values = _plan(spec, values, None, proposed, True, now)
+        assert state is not None
+        planned.append(({**values, **state_values}, decision, state))
+    stmt = _insert_run_statement(dialect_name(session), kind, True).returning(spec.run.c.id)
+    result = await session.execute(stmt, [row for row, _, _ in planned])
+    inserted = set(result.scalars().all())
+    kept = [item for item in planned if item[0]["id"] in inserted]
+    if not kept:
+        return []
+    await session.execute(
+        _INSERT_STATE[kind], [_state_row(spec, row["id"], state, now) for row, _, state in kept]
+    )
+    outcomes = []
+    for row, decision, state in kept:
+        outcome = Outcome(
+            result=OrchestrationResult(
+                state=state, status=decision.status, details=_details(decision)
+            ),
+            written=True,
+            run={**row, **((related or {}).get(row["id"]) or {})},
+        )
+        if kind is RunKind.FLOW:
+            await _after_flow_run_change(session, outcome, None, state, now)
+        outcomes.append(outcome)
+    return outcomes
+
+
 async def _after_flow_run_change(
     session: AsyncSession, outcome: Outcome, initial: State | None, state: State, now: datetime
 ) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Response, sta
 
 from flowplane.core.deployments import merged_parameters
 from flowplane.core.job_templates import variables_problem
+from flowplane.core.schedules import Horizon
 from flowplane.core.states import StateType
 from flowplane.schemas import filters as f
 from flowplane.schemas.base import UTCDateTime, now_utc
@@ -42,19 +43,16 @@ from flowplane.server.api.deps import (
 )
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
-from flowplane.server.schedule_times import schedule_times
 from flowplane.server.store import deployments as store
 from flowplane.server.store import flow_runs as run_store
+from flowplane.server.store import scheduling
 from flowplane.server.store import work_pools as pool_store
 from flowplane.server.store.runs import FLOW_RUNS, models_from_rows, select_runs
 
 router = APIRouter(prefix="/deployments", tags=["Deployments"])
 
-#: Scheduler defaults (Prefect's): how far ahead and how many runs one pass creates.
-MAX_SCHEDULED_TIME = timedelta(days=100)
-MIN_SCHEDULED_TIME = timedelta(hours=1)
-MIN_RUNS = 3
-MAX_RUNS = 100
+#: Scheduler defaults (Prefect's): how far ahead and how many runs one call creates.
+DEFAULT_HORIZON = Horizon()
 
 
 async def _deployment(session: Any, deployment_id: UUID) -> t.Deployment:
@@ -384,53 +382,30 @@ async def schedule_deployment(
     max_runs: int | None = Body(None, ge=0),
     db: Database = Depends(get_db),
     bus: Any = Depends(get_bus),
-) -> None:
+) -> dict[str, int]:
     """Create the Scheduled runs the deployment's active schedules call for in a window.
 
     Each run's idempotency key names the deployment, schedule and time, so scheduling
-    the same window again (or from two servers) never makes a run twice.
+    the same window again (or from two servers) never makes a run twice. Answers how
+    many runs were created and how many times already had one (Prefect answers null).
     """
-    now = now_utc()
-    start = start_time or now
-    end = end_time or start + MAX_SCHEDULED_TIME
-    min_until = start + (
-        timedelta(seconds=min_time) if min_time is not None else MIN_SCHEDULED_TIME
+    start = start_time or now_utc()
+    end = end_time or start + DEFAULT_HORIZON.max_time
+    if end < start:
+        raise HTTPException(422, detail="end_time must not be before start_time.")
+    horizon = Horizon(
+        min_runs=DEFAULT_HORIZON.min_runs if min_runs is None else min_runs,
+        max_runs=DEFAULT_HORIZON.max_runs if max_runs is None else max_runs,
+        min_time=DEFAULT_HORIZON.min_time if min_time is None else timedelta(seconds=min_time),
+        max_time=end - start,
     )
-    outcomes = []
     async with db.session() as session:
-        row = await _deployment(session, id)
-        for sched in await store.read_schedules(session, id):
-            if not sched.active:
-                continue
-            model = store.schedule_model(sched)
-            limit = max_runs if max_runs is not None else MAX_RUNS
-            if sched.max_scheduled_runs is not None:
-                limit = min(limit, sched.max_scheduled_runs)
-            times = schedule_times(
-                model.schedule,
-                start,
-                end,
-                max_runs=limit,
-                min_runs=MIN_RUNS if min_runs is None else min_runs,
-                min_until=min_until,
-            )
-            for when in times:
-                created = await _create_run(
-                    session,
-                    row,
-                    DeploymentFlowRunCreate(
-                        parameters=merged_parameters(row.parameters, sched.parameters),
-                        idempotency_key=f"scheduled {row.id} {sched.id} {when.isoformat()}",
-                        state=StateCreate(
-                            type=StateType.SCHEDULED,
-                            state_details=StateDetails(scheduled_time=when),
-                        ),
-                    ),
-                    now,
-                    auto_scheduled=True,
-                )
-                outcomes.append(created[2])
-    orchestration.publish(bus, outcomes)
+        await _deployment(session, id)
+        done = await scheduling.schedule_deployments(
+            session, [id], start, horizon, skip_paused=False
+        )
+    orchestration.publish(bus, done.outcomes)
+    return {"created": done.created, "existing": done.existing}
 
 
 # --- runs -----------------------------------------------------------------------------------

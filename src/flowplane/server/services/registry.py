@@ -8,6 +8,7 @@ from flowplane.server.services.event_persister import EventPersister
 from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
+from flowplane.server.services.scheduler import Scheduler
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
 from flowplane.server.slot_waiters import waiters_for
@@ -52,4 +53,6 @@ def build_services(app: Any) -> list[Any]:
                 db, bus, interval=settings.server_services_zombies_loop_seconds, after_seconds=after
             )
         )
+    if settings.server_services_scheduler_enabled:
+        services.append(Scheduler.from_settings(db, bus, settings))
     return services

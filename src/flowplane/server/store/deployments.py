@@ -323,11 +323,14 @@ async def delete_many(session: AsyncSession, clause: Any, limit: int) -> list[UU
 
 
 async def delete_future_auto_runs(session: AsyncSession, deployment_id: UUID) -> int:
-    """Delete the Scheduled runs the scheduler made (not those made by hand)."""
+    """Delete the Scheduled runs the scheduler made that have not run yet (not those made by
+    hand, nor retries or runs waiting for a concurrency slot); the scheduler makes new ones."""
     stmt = sa.delete(R).where(
         R.deployment_id == deployment_id,
         R.auto_scheduled.is_(True),
         R.state_type == StateType.SCHEDULED.value,
+        R.run_count == 0,
+        sa.or_(R.state_name.is_(None), R.state_name != "AwaitingConcurrencySlot"),
     )
     return await execute_count(session, stmt)
 
