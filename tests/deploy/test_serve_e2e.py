@@ -232,3 +232,48 @@ def test_serve_many_with_a_limit_and_a_crashing_run(
         assert stop_group(process) == 0, log.read_text()[-3000:]
     # pause_on_shutdown=False leaves the other deployment as it was.
     assert live_server.get("/deployments/name/crasher/crash")["paused"] is False
+
+
+SCHEDULED = textwrap.dedent(
+    """
+    import time
+
+    from flowplane import flow
+
+
+    @flow
+    def tick(marks: str) -> None:
+        with open(marks, "a") as f:
+            f.write(f"{time.time()}\\n")
+
+
+    if __name__ == "__main__":
+        import sys
+
+        tick.serve(name="ticking", interval=2, parameters={"marks": sys.argv[1]})
+    """
+)
+
+
+def test_embedded_serve_runs_its_schedule_without_a_server(tmp_path: Path) -> None:
+    # No API URL: the in-process API runs no scheduler service, so the serving process
+    # must create its own deployment's scheduled runs.
+    from deploy_harness import clean_env
+
+    (tmp_path / "ticking_flow.py").write_text(SCHEDULED)
+    marks = tmp_path / "marks.txt"
+    home = tmp_path / "serve-home"
+    home.mkdir()
+    env = clean_env(FLOWPLANE_HOME=str(home), FLOWPLANE_RUNNER_POLL_SECONDS="0.5")
+    log = tmp_path / "serve.log"
+    process = spawn([sys.executable, "ticking_flow.py", str(marks)], tmp_path, env, log)
+
+    def two_runs() -> None:
+        assert process.poll() is None, log.read_text()
+        assert marks.exists() and len(marks.read_text().splitlines()) >= 2
+
+    try:
+        eventually(two_runs, timeout=90)
+    finally:
+        stop_group(process)
+    assert "Traceback" not in log.read_text()

@@ -324,22 +324,3 @@ class DeploymentOperations:
             limit=limit,
         )
         return Call("POST", "/deployments/get_scheduled_flow_runs", models(FlowRun), json=payload)
-
-    @operation
-    def schedule_deployment_runs(
-        self,
-        deployment_id: UUID | str,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        max_runs: int | None = None,
-    ) -> Call[None]:
-        """Create the runs the deployment's schedules call for between two times (a backfill)."""
-        payload = body(
-            start_time=start_time.isoformat() if start_time else None,
-            end_time=end_time.isoformat() if end_time else None,
-            max_runs=max_runs,
-            min_runs=0,
-            min_time=0,
-        )
-        path = f"/deployments/{as_uuid(deployment_id)}/schedule"
-        return Call("POST", path, nothing, json=payload)

@@ -76,6 +76,8 @@ class Runner(ProcessWorker):
         return None
 
     def _poll(self) -> None:
+        if getattr(self.client, "embedded", False):
+            self._schedule_ahead()
         free = self._free_slots()
         if free == 0:
             return
@@ -96,6 +98,21 @@ class Runner(ProcessWorker):
                 continue
             if self._claim(flow_run) and free is not None:
                 free -= 1
+
+    def _schedule_ahead(self) -> None:
+        """Embedded (no server): create the next scheduled runs of the served deployments.
+
+        The in-process API runs no scheduler service (a short-lived script would otherwise
+        schedule every deployment), so a serving process does it for its own deployments,
+        a poll's window at a time. Idempotent: a time already scheduled gets no second run.
+        """
+        now = dt.datetime.now(dt.timezone.utc)
+        end = now + dt.timedelta(seconds=self.options.prefetch_seconds + self.options.query_seconds)
+        for deployment_id in self.deployments:
+            try:
+                self.client.backfill_deployment(deployment_id, now, end)
+            except Exception as exc:
+                logger.warning("Could not schedule runs of deployment %s: %s", deployment_id, exc)
 
     def _launch_for(self, flow_run: Any) -> Launch:
         deployment = self.deployments[flow_run.deployment_id]
