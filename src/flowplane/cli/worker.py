@@ -30,7 +30,7 @@ def start(
         None,
         "--query-seconds",
         min=0.05,
-        help="Seconds between polls of the pool (default: FLOWPLANE_WORKER_QUERY_SECONDS or 10).",
+        help="Seconds between polls of the pool (default: FLOWPLANE_WORKER_QUERY_SECONDS or 2).",
     ),
     run_once: bool = typer.Option(
         False, "--run-once", help="Run what is due now, wait for it to finish, then exit."
@@ -53,7 +53,7 @@ def start(
     if worker_type != "process":
         fail(f"Unknown worker type {worker_type!r}; flowplane runs 'process' workers.")
     if query_seconds is None:
-        query_seconds = float(os.environ.get("FLOWPLANE_WORKER_QUERY_SECONDS", "10"))
+        query_seconds = float(os.environ.get("FLOWPLANE_WORKER_QUERY_SECONDS", "2"))
     options = WorkerOptions(
         pool=pool,
         name=name,
@@ -67,6 +67,8 @@ def start(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
     )
+    # One line per HTTP request would drown the worker's own messages.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with api_client() as client:
         worker = ProcessWorker(options, client)
 

@@ -8,6 +8,7 @@ from flowplane.server.services.event_persister import EventPersister
 from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
+from flowplane.server.services.pending_release import PendingRelease
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
 from flowplane.settings import Settings
@@ -49,6 +50,15 @@ def build_services(app: Any) -> list[Any]:
         services.append(
             ZombieReaper(
                 db, bus, interval=settings.server_services_zombies_loop_seconds, after_seconds=after
+            )
+        )
+    if settings.server_services_pending_release_enabled:
+        services.append(
+            PendingRelease(
+                db,
+                bus,
+                interval=settings.server_services_pending_release_loop_seconds,
+                after_seconds=settings.server_services_pending_release_after_seconds,
             )
         )
     return services
