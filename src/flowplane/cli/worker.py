@@ -32,6 +32,9 @@ def start(
         min=0.05,
         help="Seconds between polls of the pool (default: FLOWPLANE_WORKER_QUERY_SECONDS or 2).",
     ),
+    heartbeat_seconds: float = typer.Option(
+        30.0, "--heartbeat-seconds", min=1, help="Seconds between the worker's heartbeats."
+    ),
     run_once: bool = typer.Option(
         False, "--run-once", help="Run what is due now, wait for it to finish, then exit."
     ),
@@ -62,6 +65,7 @@ def start(
         limit=limit,
         query_seconds=query_seconds,
         prefetch_seconds=prefetch_seconds,
+        heartbeat_seconds=heartbeat_seconds,
         run_once=run_once,
     )
     logging.basicConfig(

@@ -101,7 +101,8 @@ class ProcessWorker:
                 self._poll()
                 next_poll = now + self.options.query_seconds
             self._launch_due()
-            self._reap()
+            if self._reap() and self.options.limit is not None:
+                next_poll = 0.0  # a slot came free: look for more work now
             if self.jobs and now >= next_cancel_check:
                 self._check_cancellations()
                 next_cancel_check = now + self.options.cancel_check_seconds
@@ -170,6 +171,7 @@ class ProcessWorker:
                 self.options.pool,
                 work_queue_names=self.options.work_queues or None,
                 scheduled_before=before,
+                limit=free,  # claim no more than can be started: claims hold runs from others
             )
         except Exception as exc:
             logger.warning("Could not poll work pool %r: %s", self.options.pool, exc)
@@ -263,15 +265,21 @@ class ProcessWorker:
         self.launched += 1
         logger.info("Started flow run %s in process %d.", run_id, job.process.pid)
 
-    def _reap(self) -> None:
+    def _reap(self) -> int:
+        """Record the end of every exited process; how many there were."""
+        reaped = 0
         for run_id, job in list(self.jobs.items()):
             if job.process is None or job.process.poll() is None:
                 continue
+            reaped += 1
             code = job.process.returncode
             del self.jobs[run_id]
             state = self._state_of(run_id)
             if job.cancelling:
-                self._set(run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped.")
+                if state != "CANCELLED":  # flowplane's executor records it itself
+                    self._set(
+                        run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped."
+                    )
                 logger.info("Flow run %s cancelled.", run_id)
             elif state in STILL_RUNNING:
                 self._crash(
@@ -279,6 +287,7 @@ class ProcessWorker:
                 )
             else:
                 logger.info("Flow run %s's process exited with status %d.", run_id, code)
+        return reaped
 
     def _check_cancellations(self) -> None:
         ids = [str(run_id) for run_id in self.jobs]
