@@ -19,7 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import Report  # noqa: E402
 
 #: Benchmark modules, in the order they run.
-BENCHMARKS = ["server_throughput", "sdk_overhead", "memory_flat", "event_ingest", "cache_hit"]
+BENCHMARKS = [
+    "server_throughput",
+    "sdk_overhead",
+    "memory_flat",
+    "event_ingest",
+    "cache_hit",
+    "worker_latency",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

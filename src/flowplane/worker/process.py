@@ -57,7 +57,7 @@ class WorkerOptions:
     cancel_check_seconds: float = 2.0
     cancel_grace_seconds: float = 10.0
     #: Start a run's process this long before its scheduled time (it waits for the time).
-    launch_ahead_seconds: float = 2.0
+    launch_ahead_seconds: float = 5.0
     run_once: bool = False
     create_pool_if_missing: bool = True
 
@@ -281,6 +281,10 @@ class ProcessWorker:
                         run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped."
                     )
                 logger.info("Flow run %s cancelled.", run_id)
+            elif state == "PENDING" and self.stopping.is_set():
+                # Started ahead of its time and stopped before it began: nothing of it
+                # ran, so it goes back to the pool for another worker.
+                self._set(run_id, "SCHEDULED", "Scheduled", "Its worker stopped before it started.")
             elif state in STILL_RUNNING:
                 self._crash(
                     run_id, f"The flow run's process exited with status {code} before it finished."
