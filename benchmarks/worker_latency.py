@@ -135,7 +135,12 @@ def measure(impl: str, workdir: Path, runs: int, lead: float, spread: float) -> 
                         "parameters": {"out": str(out), "tag": str(i)},
                         "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": iso}},
                     }
-                    response = http.post(f"/deployments/{deployment}/create_flow_run", json=body)
+                    path = f"/deployments/{deployment}/create_flow_run"
+                    for _attempt in range(10):  # a busy SQLite server may answer 503
+                        response = http.post(path, json=body)
+                        if response.status_code < 500:
+                            break
+                        time.sleep(0.5)
                     response.raise_for_status()
                     scheduled[str(i)] = when
             deadline = time.monotonic() + lead + spread + 180
@@ -165,11 +170,17 @@ def run(argv: list[str] | None = None) -> Report:
         "--gap", type=float, default=2.0, help="seconds between the runs' scheduled times"
     )
     parser.add_argument("--skip-prefect", action="store_true")
+    parser.add_argument("--skip-flowplane", action="store_true")
+    parser.add_argument("--keep", help="keep the logs and files in this new folder")
     parser.add_argument("--check", action="store_true", help="(no budgets yet; accepted)")
     args, _unknown = parser.parse_known_args(argv)
     runs = 5 if args.quick else args.runs
     lead, spread = 20.0, args.gap * (runs - 1)
-    impls = ["flowplane"] if args.skip_prefect else ["flowplane", "prefect"]
+    impls = [
+        impl
+        for impl, skip in (("flowplane", args.skip_flowplane), ("prefect", args.skip_prefect))
+        if not skip
+    ]
     results: dict[str, list[float]] = {}
     notes = [
         f"{runs} runs scheduled {args.gap:g} s apart, {lead:.0f}-{lead + spread:.0f} s after "
@@ -178,6 +189,9 @@ def run(argv: list[str] | None = None) -> Report:
         "latency = the flow function's first line minus the run's scheduled time",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-worker-latency-") as tmp:
+        if args.keep:
+            tmp = args.keep
+            Path(tmp).mkdir(parents=True)
         for impl in impls:
             print(
                 f"  {impl}: {runs} deployment runs through the process worker ...",
