@@ -117,3 +117,29 @@ async def test_runs_that_may_still_start_are_left_alone(served: tuple[Any, Any])
     for why, run_id in kept.items():
         assert (await state(client, run_id))["type"] in ("PENDING", "RUNNING"), why
     assert (await state(client, kept["running"]))["type"] == "RUNNING"
+
+
+def test_registered_with_settings(flowplane_home: Path) -> None:
+    from types import SimpleNamespace
+
+    from flowplane.server.services.registry import build_services
+    from flowplane.settings import Settings
+
+    class Bus:
+        def subscribe(self, topic: str) -> None:
+            return None
+
+    def services(**overrides: Any) -> list[Any]:
+        settings = Settings(home=flowplane_home, **overrides)
+        return build_services(
+            SimpleNamespace(state=SimpleNamespace(db=None, bus=Bus(), settings=settings))
+        )
+
+    [release] = [
+        s
+        for s in services(server_services_pending_release_after_seconds=7)
+        if isinstance(s, PendingRelease)
+    ]
+    assert release.after == timedelta(seconds=7) and release.interval == 10.0
+    disabled = services(server_services_pending_release_enabled=False)
+    assert not [s for s in disabled if isinstance(s, PendingRelease)]
