@@ -158,6 +158,11 @@ def test_cancelling_a_run_kills_its_process_group_and_ends_cancelled(
 
     final = server.wait_for_state(run_id, {"CANCELLED", "CRASHED", "COMPLETED", "FAILED"})
     assert final["type"] == "CANCELLED", worker.log()
+    # The stopped flow recorded Cancelled itself; it never passed through Crashed.
+    assert final["message"] == "The flow run was cancelled: its process was stopped."
+    history = server.api.get("/flow_run_states/", params={"flow_run_id": run_id}).json()
+    assert [s["type"] for s in history][-2:] == ["CANCELLING", "CANCELLED"]
+    assert "CRASHED" not in [s["type"] for s in history]
     eventually(lambda: not alive(int(pid)), 30, "the flow process to end")
     eventually(lambda: not alive(int(child)), 30, "the flow's child process to end")
     assert worker.process.poll() is None  # the worker carries on
