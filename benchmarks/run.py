@@ -27,6 +27,7 @@ BENCHMARKS = [
     "cache_hit",
     "concurrency",
     "scheduler",
+    "worker_latency",
 ]
 
 

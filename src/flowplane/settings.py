@@ -107,6 +107,19 @@ class Settings(BaseSettings):
         description="Seconds without a heartbeat before a running flow run is Crashed "
         "(at least two of the run's own heartbeat intervals).",
     )
+    server_services_pending_release_enabled: bool = Field(
+        default=True,
+        description="Give Pending runs of work pools with no live worker back to Scheduled.",
+    )
+    server_services_pending_release_loop_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds between passes of the pending-release service."
+    )
+    server_services_pending_release_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a run stays Pending past its scheduled time, with no live worker "
+        "in its pool, before it is released to Scheduled.",
+    )
 
     # --- scheduler: runs from deployment schedules (Prefect's scheduler settings) ---
     server_services_scheduler_enabled: bool = Field(

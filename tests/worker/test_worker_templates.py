@@ -21,6 +21,7 @@ def test_default_launch_runs_flowplanes_executor_for_the_run() -> None:
     }
     assert launch.cwd is None
     assert launch.stream_output is True
+    assert launch.waits_for_start is True  # so the worker may start it ahead of its time
 
 
 def test_configured_command_env_folder_and_output() -> None:
@@ -42,6 +43,7 @@ def test_configured_command_env_folder_and_output() -> None:
     assert launch.stream_output is False
     assert launch.labels == {"team": "data"}
     assert launch.name == "nightly"
+    assert launch.waits_for_start is False  # someone else's command starts when due
 
 
 def test_the_base_template_declares_every_placeholder_it_uses() -> None:

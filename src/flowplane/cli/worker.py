@@ -30,7 +30,10 @@ def start(
         None,
         "--query-seconds",
         min=0.05,
-        help="Seconds between polls of the pool (default: FLOWPLANE_WORKER_QUERY_SECONDS or 10).",
+        help="Seconds between polls of the pool (default: FLOWPLANE_WORKER_QUERY_SECONDS or 2).",
+    ),
+    heartbeat_seconds: float = typer.Option(
+        30.0, "--heartbeat-seconds", min=1, help="Seconds between the worker's heartbeats."
     ),
     run_once: bool = typer.Option(
         False, "--run-once", help="Run what is due now, wait for it to finish, then exit."
@@ -53,7 +56,7 @@ def start(
     if worker_type != "process":
         fail(f"Unknown worker type {worker_type!r}; flowplane runs 'process' workers.")
     if query_seconds is None:
-        query_seconds = float(os.environ.get("FLOWPLANE_WORKER_QUERY_SECONDS", "10"))
+        query_seconds = float(os.environ.get("FLOWPLANE_WORKER_QUERY_SECONDS", "2"))
     options = WorkerOptions(
         pool=pool,
         name=name,
@@ -62,11 +65,14 @@ def start(
         limit=limit,
         query_seconds=query_seconds,
         prefetch_seconds=prefetch_seconds,
+        heartbeat_seconds=heartbeat_seconds,
         run_once=run_once,
     )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
     )
+    # One line per HTTP request would drown the worker's own messages.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with api_client() as client:
         worker = ProcessWorker(options, client)
 

@@ -86,7 +86,37 @@ def execute_flow_run(flow_run_id: UUID | str, entrypoint: str | None = None) -> 
                 force=True,
             )
             raise
+    _wait_for_start(flow_run)
     return run_existing_flow_run(flow, run_id)
+
+
+#: A process started longer than this before its run's time does not wait here (the
+#: API's own WAIT answers take over, at whole-second precision).
+MAX_EARLY_WAIT_SECONDS = 60.0
+
+
+def _wait_for_start(flow_run: Any) -> None:
+    """Sleep until the run's scheduled time when this process was started a little early.
+
+    A worker launches a prefetched run's process ahead of its time so that imports and
+    loading the flow are done when the time comes; the run then starts on the dot
+    rather than at the API's whole-second WAIT granularity.
+    """
+    import datetime as dt
+    import time
+
+    state = getattr(flow_run, "state", None)
+    details = getattr(state, "state_details", None)
+    scheduled = getattr(details, "scheduled_time", None) or getattr(
+        flow_run, "next_scheduled_start_time", None
+    )
+    if scheduled is None:
+        return
+    if scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=dt.timezone.utc)
+    delay = (scheduled - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    if 0 < delay <= MAX_EARLY_WAIT_SECONDS:
+        time.sleep(delay)
 
 
 __all__ = ["execute_flow_run", "prepare_flow"]

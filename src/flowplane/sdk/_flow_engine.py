@@ -206,13 +206,29 @@ def flow_steps(
             record.writer.flush(10.0)
             raise
         crashed = exception_to_crashed_state(exc)
+        if isinstance(exc, TerminationSignal):
+            # Stopped because someone cancelled the run (its worker terminates the
+            # process): it ends Cancelled, not Crashed.
+            try:
+                current = yield Api("read_flow_run", flow_run.id)
+                if current.state is not None and current.state.type is StateType.CANCELLING:
+                    crashed = State(
+                        type=StateType.CANCELLED,
+                        name="Cancelled",
+                        message="The flow run was cancelled: its process was stopped.",
+                    )
+            except Exception:
+                pass
         try:
             yield Api("set_flow_run_state", flow_run.id, _state_json(crashed), force=True)
         except BaseException:
             pass
         if logger is not None:
-            logger.error("Crash detected! %s", crashed.message)
-        if flow.on_crashed_hooks:
+            if crashed.type is StateType.CANCELLED:
+                logger.info("Cancelled: the flow run's process was stopped.")
+            else:
+                logger.error("Crash detected! %s", crashed.message)
+        if flow.on_crashed_hooks and crashed.type is StateType.CRASHED:
             try:
                 yield from _hooks(
                     flow.on_crashed_hooks, flow, flow_run, crashed, Frame(None, None, parent.tags)

@@ -6,7 +6,9 @@ One loop in one thread, ticking a few times a second:
   ``prefetch_seconds`` ahead (the server hands each run to one worker only), then
   claims each by proposing Pending — a run another worker claimed first is refused
   and skipped;
-- a claimed run is launched at its scheduled time: its deployment's job variables
+- a claimed run is launched ``launch_ahead_seconds`` before its scheduled time (the
+  process imports and loads its flow, then waits for the time itself, so the flow
+  starts on time rather than a Python start-up late): its deployment's job variables
   over the pool's base job template give the command, environment and folder, and
   the process starts in its own session (so it and its children can be stopped as
   one group);
@@ -49,11 +51,13 @@ class WorkerOptions:
     work_queues: list[str] = field(default_factory=list)
     type: str = "process"
     limit: int | None = None
-    query_seconds: float = 10.0
+    query_seconds: float = 2.0
     prefetch_seconds: float = 10.0
     heartbeat_seconds: float = 30.0
     cancel_check_seconds: float = 2.0
     cancel_grace_seconds: float = 10.0
+    #: Start a run's process this long before its scheduled time (it waits for the time).
+    launch_ahead_seconds: float = 5.0
     run_once: bool = False
     create_pool_if_missing: bool = True
 
@@ -80,6 +84,7 @@ class ProcessWorker:
         self.last_poll: float | None = None
         self.launched = 0
         self._template: dict[str, Any] = {}
+        self._deployments: dict[UUID, Any] = {}
 
     # --- the loop ---
 
@@ -96,7 +101,8 @@ class ProcessWorker:
                 self._poll()
                 next_poll = now + self.options.query_seconds
             self._launch_due()
-            self._reap()
+            if self._reap() and self.options.limit is not None:
+                next_poll = 0.0  # a slot came free: look for more work now
             if self.jobs and now >= next_cancel_check:
                 self._check_cancellations()
                 next_cancel_check = now + self.options.cancel_check_seconds
@@ -165,11 +171,17 @@ class ProcessWorker:
                 self.options.pool,
                 work_queue_names=self.options.work_queues or None,
                 scheduled_before=before,
+                limit=free,  # claim no more than can be started: claims hold runs from others
             )
         except Exception as exc:
             logger.warning("Could not poll work pool %r: %s", self.options.pool, exc)
             return
         self.last_poll = time.monotonic()
+        self._deployments.clear()
+        if responses:
+            logger.info(
+                "Found %d scheduled flow run(s) in work pool %r.", len(responses), self.options.pool
+            )
         for response in responses:
             if free is not None and free <= 0:
                 break
@@ -202,6 +214,8 @@ class ProcessWorker:
         delay = 0.0
         if scheduled is not None:
             delay = max((scheduled - dt.datetime.now(dt.timezone.utc)).total_seconds(), 0.0)
+        if launch.waits_for_start:
+            delay = max(delay - self.options.launch_ahead_seconds, 0.0)
         self.jobs[flow_run.id] = _Job(flow_run, launch, time.monotonic() + delay)
         return True
 
@@ -209,8 +223,11 @@ class ProcessWorker:
         from flowplane.core.job_templates import render
 
         variables: dict[str, Any] = {}
-        if getattr(flow_run, "deployment_id", None) is not None:
-            deployment = self.client.read_deployment(flow_run.deployment_id)
+        deployment_id = getattr(flow_run, "deployment_id", None)
+        if deployment_id is not None:
+            if deployment_id not in self._deployments:  # once per deployment per poll
+                self._deployments[deployment_id] = self.client.read_deployment(deployment_id)
+            deployment = self._deployments[deployment_id]
             variables.update(getattr(deployment, "job_variables", None) or {})
         variables.update(getattr(flow_run, "job_variables", None) or {})
         configuration = render(self._template, variables)
@@ -248,22 +265,33 @@ class ProcessWorker:
         self.launched += 1
         logger.info("Started flow run %s in process %d.", run_id, job.process.pid)
 
-    def _reap(self) -> None:
+    def _reap(self) -> int:
+        """Record the end of every exited process; how many there were."""
+        reaped = 0
         for run_id, job in list(self.jobs.items()):
             if job.process is None or job.process.poll() is None:
                 continue
+            reaped += 1
             code = job.process.returncode
             del self.jobs[run_id]
             state = self._state_of(run_id)
             if job.cancelling:
-                self._set(run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped.")
+                if state != "CANCELLED":  # flowplane's executor records it itself
+                    self._set(
+                        run_id, "CANCELLED", "Cancelled", "The flow run's process was stopped."
+                    )
                 logger.info("Flow run %s cancelled.", run_id)
+            elif state == "PENDING" and self.stopping.is_set():
+                # Started ahead of its time and stopped before it began: nothing of it
+                # ran, so it goes back to the pool for another worker.
+                self._set(run_id, "SCHEDULED", "Scheduled", "Its worker stopped before it started.")
             elif state in STILL_RUNNING:
                 self._crash(
                     run_id, f"The flow run's process exited with status {code} before it finished."
                 )
             else:
                 logger.info("Flow run %s's process exited with status %d.", run_id, code)
+        return reaped
 
     def _check_cancellations(self) -> None:
         ids = [str(run_id) for run_id in self.jobs]

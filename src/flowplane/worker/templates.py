@@ -32,6 +32,8 @@ class Launch:
     stream_output: bool = True
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: flowplane's own executor waits for the run's scheduled time, so it may start early.
+    waits_for_start: bool = False
 
 
 def launch_for(
@@ -45,12 +47,14 @@ def launch_for(
     env["FLOWPLANE__FLOW_RUN_ID"] = str(flow_run_id)
     env["PREFECT__FLOW_RUN_ID"] = str(flow_run_id)  # commands written for Prefect's engine
     command = configuration.get("command")
+    own = False
     if isinstance(command, str) and command.strip():
         argv = shlex.split(command)
     elif isinstance(command, list) and command:
         argv = [str(part) for part in command]
     else:
         argv = [sys.executable, "-m", "flowplane", "flow-run", "execute", str(flow_run_id)]
+        own = True
     working_dir = configuration.get("working_dir")
     stream = configuration.get("stream_output")
     labels = configuration.get("labels") or {}
@@ -61,6 +65,7 @@ def launch_for(
         stream_output=True if stream is None else bool(stream),
         name=configuration.get("name") or None,
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        waits_for_start=own,
     )
 
 

@@ -183,3 +183,60 @@ async def scheduled_in_queue(
     if before is not None:
         stmt = stmt.where(R.next_scheduled_start_time <= before)
     return runs.models_from_rows(FLOW_RUNS, (await session.execute(stmt)).all(), now)
+
+
+# --- Pending runs whose worker died ----------------------------------------------------------
+
+W = t.Worker
+
+
+def _stranded(cutoff: datetime) -> list:
+    return [
+        R.state_type == StateType.PENDING.value,
+        R.state_timestamp <= cutoff,
+        sa.or_(R.expected_start_time.is_(None), R.expected_start_time <= cutoff),
+        R.work_queue_id.is_not(None),
+    ]
+
+
+async def stranded_pending_runs(
+    session: AsyncSession, cutoff: datetime, now: datetime, limit: int
+) -> list[UUID]:
+    """Pending runs of work pools with no ONLINE worker, Pending (and due) since before ``cutoff``.
+
+    A run a worker claimed is Pending until its process proposes Running, normally
+    moments after its scheduled time. One still Pending well after both, in a pool
+    where no worker has sent a heartbeat lately, was claimed by a worker that died
+    before starting it: nobody is going to run it.
+    """
+    rows = (
+        await session.execute(
+            sa.select(R.id, Q.work_pool_id)
+            .join(Q, Q.id == R.work_queue_id)
+            .where(*_stranded(cutoff))
+            .order_by(R.state_timestamp)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return []
+    pool_ids = {row[1] for row in rows}
+    workers = await session.execute(
+        sa.select(W.work_pool_id, W.last_heartbeat_time, W.heartbeat_interval_seconds).where(
+            W.work_pool_id.in_(pool_ids)
+        )
+    )
+    staffed = {
+        pool_id
+        for pool_id, last, interval in workers.all()
+        if rules.worker_online(last, interval, now)
+    }
+    return [run_id for run_id, pool_id in rows if pool_id not in staffed]
+
+
+async def lock_if_stranded(session: AsyncSession, run_id: UUID, cutoff: datetime) -> bool:
+    """Lock the run and say whether it is still Pending since before ``cutoff``."""
+    row = await session.execute(
+        sa.select(R.id).where(R.id == run_id, *_stranded(cutoff)).with_for_update()
+    )
+    return row.first() is not None
