@@ -8,8 +8,8 @@ from flowplane.server.services.event_persister import EventPersister
 from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
-from flowplane.server.services.scheduler import Scheduler
 from flowplane.server.services.pending_release import PendingRelease
+from flowplane.server.services.scheduler import Scheduler
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
 from flowplane.server.slot_waiters import waiters_for
