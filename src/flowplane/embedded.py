@@ -147,6 +147,28 @@ class EmbeddedServer:
             response.status_code, headers=response.headers, content=b"".join(chunks)
         )
 
+    async def ingest_batches(self, batches: list[tuple[str, bytes]]) -> bool:
+        """Ingest several JSON-encoded bodies of ("events" | "logs") in one hop, all or none.
+
+        Returns ``False``, having ingested nothing, if any body is one the route would not
+        accept as is: the caller then sends each the usual way, and gets the usual answers.
+        """
+        from pydantic import ValidationError
+
+        from flowplane.server import ingestion
+
+        try:
+            validated = [
+                (kind, ingestion.validate(kind, orjson.loads(body))) for kind, body in batches
+            ]
+        except (orjson.JSONDecodeError, ValidationError):
+            return False
+        # Logs first: storing them is the step that can fail, and then nothing was ingested,
+        # so the writer's retry cannot publish the events twice.
+        for kind, items in sorted(validated, key=lambda pair: pair[0] != "logs"):
+            await ingestion.ingest(self._app, kind, items)
+        return True
+
     async def _ingest(
         self, request: httpx.Request, kind: str, status: int, content: bytes
     ) -> httpx.Response | None:
@@ -221,6 +243,30 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
         loop = await self.server.running_loop_async()
         future = asyncio.run_coroutine_threadsafe(self.server.handle(request), loop)
         return await asyncio.wrap_future(future)
+
+
+def send_batches(client: Any, events: list[Any], logs: list[Any]) -> bool:
+    """Hand a writer's events and log lines to the embedded app behind ``client`` in one hop.
+
+    The bodies are encoded exactly as ``create_events``/``create_logs`` encode them and
+    ingested by the routers' own function. Returns ``False`` (nothing sent) when
+    ``client`` is not a sync client of an embedded app that takes batches directly, or
+    a body would not be accepted as is; the caller then sends them as requests.
+    """
+    from flowplane.client._protocol import encode
+
+    transport = getattr(getattr(client, "_http", None), "_transport", None)
+    if not isinstance(transport, _SyncTransport):
+        return False
+    server = transport.server
+    loop = server.running_loop()
+    if not server._direct_ingest or server.on_server_thread():
+        return False
+    batches = [
+        (kind, encode(items)) for kind, items in (("events", events), ("logs", logs)) if items
+    ]
+    future = asyncio.run_coroutine_threadsafe(server.ingest_batches(batches), loop)
+    return future.result()
 
 
 # --- one server per process and database --------------------------------------------

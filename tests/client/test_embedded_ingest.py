@@ -107,3 +107,43 @@ def test_the_async_client_takes_the_same_path(flowplane_home: Path) -> None:
     with get_client(sync_client=True) as client:
         stored = _stored_events(client, "test.r.3", 1)
     assert [e.event for e in stored] == ["test.embedded.async"]
+
+
+def test_the_writer_sends_events_and_logs_to_the_embedded_api_in_one_hop(
+    flowplane_home: Path,
+) -> None:
+    from flowplane.sdk.writer import Writer
+
+    writer = Writer(lambda: get_client(sync_client=True))
+    try:
+        writer.emit_event(_event("test.embedded.writer", "test.r.4"))
+        writer.emit_log(_log("from the writer"))
+        assert writer.flush()
+        assert (writer.sent_events, writer.sent_logs, writer.failed_requests) == (1, 1, 0)
+        with get_client(sync_client=True) as client:
+            assert [r.message for r in client.read_logs()] == ["from the writer"]
+            stored = _stored_events(client, "test.r.4", 1)
+        assert [e.event for e in stored] == ["test.embedded.writer"]
+    finally:
+        writer.close()
+
+
+def test_a_writer_batch_the_api_refuses_is_counted_as_failed_as_before(
+    flowplane_home: Path,
+) -> None:
+    from flowplane.sdk.writer import Writer
+
+    bad = _event("test.embedded.bad", "test.r.5")
+    del bad["resource"]["prefect.resource.id"]
+    writer = Writer(lambda: get_client(sync_client=True))
+    try:
+        writer.emit_event(bad)
+        writer.emit_log(_log("with a bad event"))
+        assert writer.flush()
+        assert (writer.sent_events, writer.failed_requests) == (0, 1)
+        writer.emit_log(_log("later"))
+        assert writer.flush()
+        with get_client(sync_client=True) as client:
+            assert [r.message for r in client.read_logs()] == ["later"]
+    finally:
+        writer.close()
