@@ -23,6 +23,7 @@ import threading
 from typing import Any
 
 import httpx
+import orjson
 
 from flowplane.exceptions import APIUnreachable
 from flowplane.settings import Settings
@@ -31,6 +32,12 @@ logger = logging.getLogger("flowplane.embedded")
 
 #: Seconds to wait for the app's lifespan to finish at exit (services drain).
 SHUTDOWN_TIMEOUT = 15.0
+
+#: Bulk-ingestion routes served without the ASGI stack: path -> (kind, status, body).
+_INGEST_ROUTES: dict[str, tuple[str, int, bytes]] = {
+    "/api/events": ("events", 204, b""),
+    "/api/logs/": ("logs", 201, b"null"),
+}
 
 
 class EmbeddedServer:
@@ -48,6 +55,11 @@ class EmbeddedServer:
         self._started: concurrent.futures.Future[asyncio.AbstractEventLoop] | None = None
         self._thread: threading.Thread | None = None
         self._transport: httpx.ASGITransport | None = None
+        self._app: Any = None
+        # Auth and CSRF checks live in middleware: with either on, every request takes the app.
+        self._direct_ingest = (
+            not settings.server_api_auth_string and not settings.server_csrf_protection_enabled
+        )
 
     # --- lifecycle ---
 
@@ -80,6 +92,7 @@ class EmbeddedServer:
             loop.close()
             self._started.set_exception(exc)
             return
+        self._app = app
         self._transport = httpx.ASGITransport(app=_LoggedApp(app), raise_app_exceptions=False)
         self._started.set_result(loop)
         try:
@@ -125,11 +138,65 @@ class EmbeddedServer:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         """Serve one request on the app's loop; the answer is read in full."""
         assert self._transport is not None
+        if self._direct_ingest and request.method == "POST":
+            route = _INGEST_ROUTES.get(request.url.path)
+            if route is not None:
+                direct = await self._ingest(request, *route)
+                if direct is not None:
+                    return direct
         response = await self._transport.handle_async_request(request)
         chunks = [chunk async for chunk in response.stream]  # type: ignore[union-attr]
         return httpx.Response(
             response.status_code, headers=response.headers, content=b"".join(chunks)
         )
+
+    async def ingest_batches(self, batches: list[tuple[str, bytes]]) -> bool:
+        """Ingest several JSON-encoded bodies of ("events" | "logs") in one hop, all or none.
+
+        Returns ``False``, having ingested nothing, if any body is one the route would not
+        accept as is: the caller then sends each the usual way, and gets the usual answers.
+        """
+        from pydantic import ValidationError
+
+        from flowplane.server import ingestion
+
+        try:
+            validated = [
+                (kind, ingestion.validate(kind, orjson.loads(body))) for kind, body in batches
+            ]
+        except (orjson.JSONDecodeError, ValidationError):
+            return False
+        # Logs first: storing them is the step that can fail, and then nothing was ingested,
+        # so the writer's retry cannot publish the events twice.
+        for kind, items in sorted(validated, key=lambda pair: pair[0] != "logs"):
+            await ingestion.ingest(self._app, kind, items)
+        return True
+
+    async def _ingest(
+        self, request: httpx.Request, kind: str, status: int, content: bytes
+    ) -> httpx.Response | None:
+        """Serve a batch of events or log lines (the writer's requests) with the routers' own
+        ingestion function, skipping HTTP framing, middleware and routing.
+
+        Returns ``None`` for anything the route would not accept as is (a body orjson cannot
+        read, a validation error): the app then serves the request and answers exactly as
+        it always does.
+        """
+        from pydantic import ValidationError
+
+        from flowplane.server import ingestion
+
+        try:
+            items = ingestion.validate(kind, orjson.loads(request.content))
+        except (httpx.RequestNotRead, orjson.JSONDecodeError, ValidationError):
+            return None
+        try:
+            await ingestion.ingest(self._app, kind, items)
+        except Exception:
+            logger.exception("Unhandled error in the embedded API (POST %s)", request.url.path)
+            return httpx.Response(500, text="Internal Server Error", request=request)
+        headers = {"content-type": "application/json"} if content else {}
+        return httpx.Response(status, headers=headers, content=content, request=request)
 
     def on_server_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -179,6 +246,30 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
         loop = await self.server.running_loop_async()
         future = asyncio.run_coroutine_threadsafe(self.server.handle(request), loop)
         return await asyncio.wrap_future(future)
+
+
+def send_batches(client: Any, events: list[Any], logs: list[Any]) -> bool:
+    """Hand a writer's events and log lines to the embedded app behind ``client`` in one hop.
+
+    The bodies are encoded exactly as ``create_events``/``create_logs`` encode them and
+    ingested by the routers' own function. Returns ``False`` (nothing sent) when
+    ``client`` is not a sync client of an embedded app that takes batches directly, or
+    a body would not be accepted as is; the caller then sends them as requests.
+    """
+    from flowplane.client._protocol import encode
+
+    transport = getattr(getattr(client, "_http", None), "_transport", None)
+    if not isinstance(transport, _SyncTransport):
+        return False
+    server = transport.server
+    loop = server.running_loop()
+    if not server._direct_ingest or server.on_server_thread():
+        return False
+    batches = [
+        (kind, encode(items)) for kind, items in (("events", events), ("logs", logs)) if items
+    ]
+    future = asyncio.run_coroutine_threadsafe(server.ingest_batches(batches), loop)
+    return future.result()
 
 
 # --- one server per process and database --------------------------------------------

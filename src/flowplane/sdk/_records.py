@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import random
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,17 +39,30 @@ class EventSink(Protocol):
 
 _now = dt.datetime.now
 _getrandbits = random.getrandbits
+_time_ns = time.time_ns
 _UUID = uuid.UUID
-_V4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+#: Version 7 in bits 76-79, variant 0b10 in bits 62-63.
+_V7_BITS = (0x7 << 76) | (0x2 << 62)
+_RANDOM_HIGH = ((1 << 12) - 1) << 64
+_RANDOM_LOW = (1 << 62) - 1
 
 
 def new_id() -> uuid.UUID:
-    """A random (version 4) UUID, cheaper than ``uuid.uuid4()`` (no system call).
+    """A time-ordered (version 7) UUID: 48 bits of Unix milliseconds, then 74 random bits.
 
-    ``random`` is reseeded in forked children, so ids stay unique across processes.
+    Ids minted one after another sort after one another (to the millisecond), so the
+    server's primary-key and foreign-key indexes on task runs, states and events take
+    them at their right edge instead of at a random page each (far fewer pages to write
+    per commit). Cheaper than ``uuid.uuid4()`` too (no system call); ``random`` is
+    reseeded in forked children, so ids stay unique across processes.
     """
-    return _UUID(int=(_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    rand = _getrandbits(74)
+    return _UUID(
+        int=((_time_ns() // 1_000_000) << 80)
+        | _V7_BITS
+        | ((rand << 2) & _RANDOM_HIGH)
+        | (rand & _RANDOM_LOW)
+    )
 
 
 def now() -> dt.datetime:

@@ -2,7 +2,8 @@
 
 Runs append plain dicts to a deque (no lock, no I/O on the caller's thread); the
 writer thread wakes every ``interval`` seconds, or sooner once ``batch_size`` items
-wait, and sends what it has with one ``POST /events`` and one ``POST /logs/``.
+wait, and sends what it has with one ``POST /events`` and one ``POST /logs/`` (embedded,
+both in one hop to the in-process API, through the same ingestion function).
 :meth:`Writer.flush` waits until everything appended before the call has been
 accepted by the API; a flow run calls it before it returns, and an ``atexit`` hook
 calls it before the process ends, so no log line of a short run is lost.
@@ -196,6 +197,12 @@ class Writer:
             try:
                 if self._client is None:
                     self._client = self._client_factory()
+                if getattr(self._client, "embedded", False) and _send_embedded(
+                    self._client, events, logs
+                ):
+                    self.sent_events += len(events)
+                    self.sent_logs += len(logs)
+                    return
                 if events:
                     self._client.create_events(events)
                     self.sent_events += len(events)
@@ -237,6 +244,13 @@ class Writer:
             self._client = None
         self._thread = None
         self._closed = False
+
+
+def _send_embedded(client: Any, events: list[Any], logs: list[Any]) -> bool:
+    """Events and logs to the in-process API in one hop (see ``flowplane.embedded``)."""
+    from flowplane.embedded import send_batches
+
+    return send_batches(client, events, logs)
 
 
 # --- one writer per process and API target --------------------------------------------------

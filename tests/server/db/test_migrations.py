@@ -103,3 +103,48 @@ async def test_ensure_current_migrates_an_empty_database_and_then_does_nothing(t
         assert await migrate.current_revision(eng) == migrate.HEAD_REVISION
     finally:
         await eng.dispose()
+
+
+def _schema_objects(sync_conn: sa.Connection) -> set[tuple[str, str, str]]:
+    rows = sync_conn.exec_driver_sql(
+        "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    )
+    return {tuple(row) for row in rows}
+
+
+async def test_a_new_sqlite_database_is_built_from_tables_as_the_migrations_build_it(
+    tmp_path,
+) -> None:
+    fast = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fast.db'}")
+    migrated = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}")
+    try:
+        await migrate.ensure_current(fast)  # empty: built from tables.py and stamped
+        await migrate.upgrade(migrated)  # the same schema through every migration
+        async with fast.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            built = await conn.run_sync(_schema_objects)
+        async with migrated.connect() as conn:
+            assert built == await conn.run_sync(_schema_objects)
+        assert await migrate.current_revision(fast) == migrate.HEAD_REVISION
+        # Alembic takes it from there like any migrated database.
+        await migrate.downgrade(fast, "-1")
+        await migrate.upgrade(fast)
+        assert await migrate.current_revision(fast) == migrate.HEAD_REVISION
+    finally:
+        await fast.dispose()
+        await migrated.dispose()
+
+
+async def test_a_database_with_tables_but_no_version_is_left_to_alembic(tmp_path) -> None:
+    eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'odd.db'}")
+    try:
+        async with eng.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE something_else (x INTEGER)")
+        assert await migrate._create_if_empty(eng) is False
+        await migrate.ensure_current(eng)
+        assert await migrate.current_revision(eng) == migrate.HEAD_REVISION
+        async with eng.connect() as conn:
+            names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert {"something_else", "task_run", "event"} <= set(names)
+    finally:
+        await eng.dispose()

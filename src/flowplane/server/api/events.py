@@ -41,6 +41,7 @@ from flowplane.server.events import counting
 from flowplane.server.events import websockets as ws
 from flowplane.server.events.bus import EventBus, SubscriberOverflow
 from flowplane.server.events.matching import event_matches
+from flowplane.server.ingestion import ingest_events
 from flowplane.server.store import events as store
 
 logger = logging.getLogger("flowplane.server.api.events")
@@ -89,9 +90,7 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=counting.PIVOT.tzinfo)
 @router.post("", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def create_events(events: list[Event], bus: EventBus = Depends(get_bus)) -> None:
     """Receive a batch of events; they are stored (and acted on) in the background."""
-    await bus.wait_for_room("events")
-    received = now_utc()
-    bus.publish("events", [event.receive(received) for event in events])
+    await ingest_events(bus, events)
 
 
 def _next_page_url(request: Request, token: str | None) -> str | None:

@@ -13,6 +13,7 @@ from flowplane.server.db.session import Database
 from flowplane.server.events import websockets as ws
 from flowplane.server.events.bus import EventBus, SubscriberOverflow
 from flowplane.server.events.matching import log_matches
+from flowplane.server.ingestion import ingest_logs
 from flowplane.server.store import logs as store
 
 router = APIRouter(prefix="/logs", tags=["Logs"])
@@ -28,9 +29,7 @@ async def create_logs(
     logs: list[LogCreate], db: Database = Depends(get_db), bus: EventBus = Depends(get_bus)
 ) -> None:
     """Store a batch of log lines (all or none), then hand them to live subscribers."""
-    async with db.session() as session:
-        stored = await store.create_many(session, logs)
-    bus.publish("logs", stored)
+    await ingest_logs(db, bus, logs)
 
 
 @router.post("/filter", response_model=list[Log])

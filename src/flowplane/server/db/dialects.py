@@ -131,8 +131,11 @@ def sqlite_datetime(value: dt.datetime | None) -> str | None:
     """A ``Timestamp`` as SQLite stores it: naive UTC text with microseconds."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(_UTC).replace(tzinfo=None)
+    offset = value.utcoffset()
+    if offset is not None:
+        if offset:
+            value = value - offset
+        value = value.replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
 
 

@@ -101,7 +101,7 @@ class TaskRunRecord:
     details: dict[str, Any]
     data: Any
     state: StateFacts
-    order: tuple[datetime, int, str]
+    order: tuple[datetime, int, uuid.UUID]
 
     @property
     def natural_key(self) -> tuple[uuid.UUID, str, str] | None:
@@ -114,6 +114,7 @@ class TaskRunRecord:
         return self.state
 
 
+@functools.lru_cache(maxsize=16_384)  # a flow run's id comes with each of its task runs' events
 def _object_id(resource_id: str, prefix: str) -> uuid.UUID | None:
     if not resource_id.startswith(prefix):
         return None
@@ -217,10 +218,10 @@ def state_facts(
     )
 
 
-def history_order(state_id: uuid.UUID, facts: StateFacts) -> tuple[datetime, int, str]:
-    """The sort key of a state in its run's history."""
+def history_order(state_id: uuid.UUID, facts: StateFacts) -> tuple[datetime, int, uuid.UUID]:
+    """The sort key of a state in its run's history (ids order as their text does)."""
     rank = 5 if is_terminal(facts.type) else _TYPE_RANK.get(facts.type, 5)
-    return (facts.timestamp, rank, str(state_id))
+    return (facts.timestamp, rank, state_id)
 
 
 def replay(
@@ -527,7 +528,7 @@ async def record_task_runs(session: AsyncSession, records: Sequence[TaskRunRecor
             updates_state_only.append({"id": tid, "updated": now, **columns})
 
     for rows_ in (new_rows, updates_full, updates_state_only):
-        rows_.sort(key=lambda row: str(row["id"]))
+        rows_.sort(key=lambda row: row["id"])  # a UUID sorts as its text
     if dialect == "sqlite":
         # The write lock is held since the first read: what was found stored is still so.
         await dialects.sqlite_insert_many(session, _TASK_RUN, new_rows)
