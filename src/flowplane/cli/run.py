@@ -378,6 +378,9 @@ def _tee_task_states(settings: Any, printer: _Printer) -> None:
 class _TeeClient:
     """A sync client whose ``create_events`` also shows task-run state changes."""
 
+    #: The writer's one-hop embedded path would bypass ``create_events``: send through it.
+    embedded = False
+
     def __init__(self, client: Any, printer: _Printer) -> None:
         self._client = client
         self._printer = printer
