@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from uuid import UUID
 
+from flowplane.core.job_templates import PROCESS_TEMPLATE
 from flowplane.worker.health import is_healthy
-from flowplane.worker.templates import PROCESS_BASE_JOB_TEMPLATE, launch_for
+from flowplane.worker.templates import launch_for
 
 RUN = UUID("11111111-2222-4333-8444-555555555555")
 
@@ -47,8 +48,8 @@ def test_configured_command_env_folder_and_output() -> None:
 
 
 def test_the_base_template_declares_every_placeholder_it_uses() -> None:
-    used = {v.strip("{} ") for v in PROCESS_BASE_JOB_TEMPLATE["job_configuration"].values()}
-    assert used == set(PROCESS_BASE_JOB_TEMPLATE["variables"]["properties"])
+    used = {v.strip("{} ") for v in PROCESS_TEMPLATE["job_configuration"].values()}
+    assert used == set(PROCESS_TEMPLATE["variables"]["properties"])
 
 
 def test_health_needs_a_recent_poll() -> None:

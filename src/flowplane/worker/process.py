@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from flowplane.worker.templates import PROCESS_BASE_JOB_TEMPLATE, Launch, launch_for
+from flowplane.core.job_templates import PROCESS_TEMPLATE
+from flowplane.worker.templates import Launch, launch_for
 
 logger = logging.getLogger("flowplane.worker")
 
@@ -129,10 +130,10 @@ class ProcessWorker:
                 {
                     "name": self.options.pool,
                     "type": self.options.type,
-                    "base_job_template": PROCESS_BASE_JOB_TEMPLATE,
+                    "base_job_template": PROCESS_TEMPLATE,
                 }
             )
-        self._template = pool.base_job_template or PROCESS_BASE_JOB_TEMPLATE
+        self._template = pool.base_job_template or PROCESS_TEMPLATE
         if pool.type not in (self.options.type, "prefect-agent"):
             logger.warning(
                 "Work pool %r is of type %r; this worker runs %r jobs.",

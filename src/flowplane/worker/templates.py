@@ -16,11 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from flowplane.core.job_templates import PROCESS_TEMPLATE
-
-#: The template a process pool gets (defined once, in core, with the pool rules).
-PROCESS_BASE_JOB_TEMPLATE: dict[str, Any] = PROCESS_TEMPLATE
-
 
 @dataclass
 class Launch:
@@ -69,4 +64,4 @@ def launch_for(
     )
 
 
-__all__ = ["Launch", "PROCESS_BASE_JOB_TEMPLATE", "launch_for"]
+__all__ = ["Launch", "launch_for"]
