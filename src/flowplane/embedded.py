@@ -150,8 +150,11 @@ class EmbeddedServer:
             response.status_code, headers=response.headers, content=b"".join(chunks)
         )
 
-    async def ingest_batches(self, batches: list[tuple[str, bytes]]) -> bool:
-        """Ingest several JSON-encoded bodies of ("events" | "logs") in one hop, all or none.
+    async def ingest_batches(
+        self, batches: list[tuple[str, bytes]], changes: list[Any] | None = None
+    ) -> bool:
+        """Ingest several JSON-encoded bodies of ("events" | "logs") and the task-run state
+        changes of this process's engine (``TaskRunChange``) in one hop.
 
         Returns ``False``, having ingested nothing, if any body is one the route would not
         accept as is: the caller then sends each the usual way, and gets the usual answers.
@@ -166,8 +169,11 @@ class EmbeddedServer:
             ]
         except (orjson.JSONDecodeError, ValidationError):
             return False
-        # Logs first: storing them is the step that can fail, and then nothing was ingested,
-        # so the writer's retry cannot publish the events twice.
+        # Task runs first, then logs: recording either again is harmless (a state is stored
+        # once by id; logs are the one step that can fail), and once both are stored, the
+        # events are published, so the writer's retry cannot publish them twice.
+        if changes:
+            await ingestion.record_task_run_changes(self._app, changes)
         for kind, items in sorted(validated, key=lambda pair: pair[0] != "logs"):
             await ingestion.ingest(self._app, kind, items)
         return True
@@ -248,13 +254,18 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
         return await asyncio.wrap_future(future)
 
 
-def send_batches(client: Any, events: list[Any], logs: list[Any]) -> bool:
-    """Hand a writer's events and log lines to the embedded app behind ``client`` in one hop.
+def send_batches(
+    client: Any, events: list[Any], logs: list[Any], changes: list[Any] | None = None
+) -> bool:
+    """Hand a writer's events, log lines and task-run changes to the embedded app behind
+    ``client`` in one hop.
 
     The bodies are encoded exactly as ``create_events``/``create_logs`` encode them and
-    ingested by the routers' own function. Returns ``False`` (nothing sent) when
-    ``client`` is not a sync client of an embedded app that takes batches directly, or
-    a body would not be accepted as is; the caller then sends them as requests.
+    ingested by the routers' own function; task-run changes (``TaskRunChange``) are
+    recorded as the task-run recorder records their events. Returns ``False`` (nothing
+    sent) when ``client`` is not a sync client of an embedded app that takes batches
+    directly, or a body would not be accepted as is; the caller then sends them as
+    requests.
     """
     from flowplane.client._protocol import encode
 
@@ -268,7 +279,7 @@ def send_batches(client: Any, events: list[Any], logs: list[Any]) -> bool:
     batches = [
         (kind, encode(items)) for kind, items in (("events", events), ("logs", logs)) if items
     ]
-    future = asyncio.run_coroutine_threadsafe(server.ingest_batches(batches), loop)
+    future = asyncio.run_coroutine_threadsafe(server.ingest_batches(batches, changes), loop)
     return future.result()
 
 

@@ -61,6 +61,8 @@ _STATE = (
     "run_count",
     "start_time",
     "end_time",
+    "total_run_time",
+    "expected_start_time",
 )
 
 

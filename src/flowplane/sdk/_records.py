@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowplane.core.states import TERMINAL_TYPES, StateType
+from flowplane.schemas.task_run_changes import TaskRunChange
 
 if TYPE_CHECKING:
     from flowplane.schemas.flow_runs import FlowRun
@@ -119,6 +120,7 @@ class FlowRunRecord:
 
 _NO_RELATED: list[dict[str, str]] = []
 _RUNNING = StateType.RUNNING
+_SCHEDULED = StateType.SCHEDULED
 _TERMINAL = frozenset(
     {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 )
@@ -131,7 +133,7 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
     state's time, the payload carries the task run, the validated and the initial state.
     """
     record, state_id, type_, name, ts, message, details, initial_type, initial_name, run_count = (
-        change
+        change[:10]
     )
     type_value = type_.value
     initial = None
@@ -162,7 +164,7 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
                 "state_details": details or {},
                 "data": None,
             },
-            "task_run": _task_run_payload(record, type_, ts, run_count),
+            "task_run": _task_run_payload(change),
         },
     }
 
@@ -170,19 +172,51 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
 _NOT_STARTED = frozenset({StateType.PENDING, StateType.SCHEDULED})
 
 
-def _task_run_payload(
-    record: Any, type_: StateType, ts: dt.datetime, run_count: int
-) -> dict[str, Any]:
+def _task_run_payload(change: tuple[Any, ...]) -> dict[str, Any]:
     """The task run as of this state: the fixed fields plus the bookkeeping a server that
     trusts its clients (Prefect's does) stores as is."""
-    payload = dict(record.payload)
-    payload["run_count"] = run_count
-    payload["expected_start_time"] = record.created
-    if type_ not in _NOT_STARTED and record.start_time is not None:
-        payload["start_time"] = record.start_time
+    payload = dict(change[0].payload)
+    type_ = change[2]
+    payload["run_count"] = change[9]
+    payload["expected_start_time"] = change[13]
+    start_time = change[10]
+    if type_ not in _NOT_STARTED and start_time is not None:
+        payload["start_time"] = start_time
     if type_ in TERMINAL_TYPES:
-        payload["end_time"] = ts
+        payload["end_time"] = change[11]
+    payload["total_run_time"] = change[12]
     return payload
+
+
+def task_run_change(change: tuple[Any, ...]) -> TaskRunChange:
+    """A change made by :meth:`TaskRunRecord.set_state` as plain values, for an API in
+    this process (embedded mode) that records it without an event in between."""
+    record = change[0]
+    flow_run = record.flow_run
+    return TaskRunChange(
+        record.id,
+        flow_run.id if flow_run is not None else None,
+        record.name,
+        record.task_key,
+        record.dynamic_key,
+        record.task_version,
+        record.policy,
+        record.tags,
+        record.task_inputs,
+        flow_run.run_count if flow_run is not None else 0,
+        change[1],
+        change[2].value,
+        change[3],
+        change[4],
+        change[5],
+        change[6],
+        change[9],
+        change[10],
+        change[11],
+        change[12],
+        change[13],
+        change[14],
+    )
 
 
 class TaskRunRecord:
@@ -198,6 +232,8 @@ class TaskRunRecord:
         "created",
         "start_time",
         "end_time",
+        "total_run_time",
+        "expected_start_time",
         "run_count",
         "payload",
         "resource_name",
@@ -246,6 +282,9 @@ class TaskRunRecord:
         self.created = now()
         self.start_time: dt.datetime | None = None
         self.end_time: dt.datetime | None = None
+        #: Seconds spent Running so far, and when the run was first expected to start.
+        self.total_run_time = 0.0
+        self.expected_start_time: dt.datetime | None = None
         self.run_count = 0
         self.policy = policy
         self.task_version = task_version
@@ -300,12 +339,34 @@ class TaskRunRecord:
         state_id = new_id()
         initial_type = self.state_type
         initial_name = self.state_name
+        # The run's bookkeeping, by the rules of ``core.transitions.bookkeeping`` (a test
+        # replays histories through both and compares the results).
+        if initial_type is _RUNNING:
+            elapsed = (ts - self.state_ts).total_seconds()
+            if elapsed > 0:
+                self.total_run_time += elapsed
+        started = self.start_time
+        next_scheduled = None
         if type_ is _RUNNING:
             self.run_count += 1
-            if self.start_time is None:
+            if started is None:
                 self.start_time = ts
+            self.end_time = None
         elif type_ in _TERMINAL:
             self.end_time = ts
+            if started is None:
+                self.start_time = ts
+        elif type_ in _NOT_STARTED:
+            self.end_time = None
+        if type_ is _SCHEDULED:
+            scheduled = (details or {}).get("scheduled_time")
+            if isinstance(scheduled, str):
+                scheduled = dt.datetime.fromisoformat(scheduled)
+            next_scheduled = scheduled or ts
+            if self.expected_start_time is None or started is None:
+                self.expected_start_time = next_scheduled
+        elif self.expected_start_time is None:
+            self.expected_start_time = ts if type_ is not _RUNNING else self.start_time
         self.state_id = state_id
         self.state_type = type_
         self.state_name = name
@@ -324,6 +385,11 @@ class TaskRunRecord:
             initial_type,
             initial_name,
             self.run_count,
+            self.start_time,
+            self.end_time,
+            self.total_run_time,
+            self.expected_start_time,
+            next_scheduled,
         )
 
     # --- wire models, on demand ---

@@ -19,14 +19,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flowplane.sdk._records import task_run_event
+from flowplane.sdk._records import task_run_change, task_run_event
 
 logger = logging.getLogger("flowplane.writer")
 
 #: Seconds between sends while items trickle in.
 DEFAULT_INTERVAL = 0.2
-#: Items waiting that wake the writer early.
-DEFAULT_BATCH_SIZE = 2000
+#: Items waiting that wake the writer early (small enough that an in-process API stores
+#: a busy run's task runs while it goes on, rather than all at its end).
+DEFAULT_BATCH_SIZE = 500
 #: Most items per request.
 MAX_REQUEST_ITEMS = 5000
 #: Items waiting beyond which producers wait for the writer (bounds memory; nothing is dropped).
@@ -161,6 +162,7 @@ class Writer:
         queue = self._queue
         events: list[Any] = []
         logs: list[Any] = []
+        changes: list[tuple[Any, ...]] = []
         markers: list[_Marker] = []
         while True:
             try:
@@ -174,15 +176,15 @@ class Writer:
             if kind == LOG:
                 logs.append(payload)
             elif type(payload) is tuple:
-                events.append(task_run_event(payload))
+                changes.append(payload)
             else:
                 events.append(payload)
-            if len(events) >= MAX_REQUEST_ITEMS or len(logs) >= MAX_REQUEST_ITEMS:
+            if len(events) + len(changes) >= MAX_REQUEST_ITEMS or len(logs) >= MAX_REQUEST_ITEMS:
                 self._notify_room()
-                self._send(events, logs)
-                events, logs = [], []
+                self._send(events, logs, changes)
+                events, logs, changes = [], [], []
         self._notify_room()
-        self._send(events, logs)
+        self._send(events, logs, changes)
         for marker in markers:
             marker.done.set()
 
@@ -190,19 +192,24 @@ class Writer:
         with self._room:
             self._room.notify_all()
 
-    def _send(self, events: list[Any], logs: list[Any]) -> None:
-        if not events and not logs:
+    def _send(self, events: list[Any], logs: list[Any], changes: list[tuple[Any, ...]]) -> None:
+        """Send one batch. Task-run state changes (tuples from ``TaskRunRecord.set_state``)
+        go to an embedded API as they are, and as ``prefect.task-run.*`` events otherwise."""
+        if not events and not logs and not changes:
             return
         for attempt in (1, 2):
             try:
                 if self._client is None:
                     self._client = self._client_factory()
                 if getattr(self._client, "embedded", False) and _send_embedded(
-                    self._client, events, logs
+                    self._client, events, logs, changes
                 ):
-                    self.sent_events += len(events)
+                    self.sent_events += len(events) + len(changes)
                     self.sent_logs += len(logs)
                     return
+                if changes:
+                    events = [task_run_event(change) for change in changes] + events
+                    changes = []
                 if events:
                     self._client.create_events(events)
                     self.sent_events += len(events)
@@ -223,7 +230,7 @@ class Writer:
                     self.failed_requests += 1
                     logger.warning(
                         "flowplane could not send %d events and %d log lines: %s",
-                        len(events),
+                        len(events) + len(changes),
                         len(logs),
                         exc,
                     )
@@ -246,11 +253,14 @@ class Writer:
         self._closed = False
 
 
-def _send_embedded(client: Any, events: list[Any], logs: list[Any]) -> bool:
-    """Events and logs to the in-process API in one hop (see ``flowplane.embedded``)."""
+def _send_embedded(
+    client: Any, events: list[Any], logs: list[Any], changes: list[tuple[Any, ...]]
+) -> bool:
+    """Events, logs and task-run changes to the in-process API in one hop (see
+    ``flowplane.embedded``)."""
     from flowplane.embedded import send_batches
 
-    return send_batches(client, events, logs)
+    return send_batches(client, events, logs, [task_run_change(c) for c in changes])
 
 
 # --- one writer per process and API target --------------------------------------------------

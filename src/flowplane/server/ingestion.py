@@ -8,16 +8,24 @@ semantics cannot differ by transport.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import exc as sa_exc
 
 from flowplane.schemas.base import now_utc
 from flowplane.schemas.events import Event
 from flowplane.schemas.logs import LogCreate
+from flowplane.schemas.task_run_changes import TaskRunChange
 from flowplane.server.db.session import Database
 from flowplane.server.events.bus import EventBus
+from flowplane.server.services import task_run_recorder
 from flowplane.server.store import logs as log_store
+from flowplane.server.store import task_run_changes
+
+logger = logging.getLogger("flowplane.server.ingestion")
 
 #: Validates a parsed ``POST /events`` body (what FastAPI does for the router's ``list[Event]``).
 EVENTS = TypeAdapter(list[Event])
@@ -56,3 +64,32 @@ async def ingest(app: Any, kind: str, items: list[Any]) -> None:
         await ingest_events(state.bus, items)
     else:
         await ingest_logs(state.db, state.bus, items)
+
+
+async def record_task_run_changes(app: Any, changes: Sequence[TaskRunChange]) -> None:
+    """Record task-run state changes handed over in process (embedded mode).
+
+    New runs are inserted in bulk; runs stored already (their earlier states came in an
+    earlier batch) and runs whose natural key is taken go through the task-run recorder's
+    general path, as their events would. Changes of a flow run that no longer exists are
+    dropped, with a warning.
+    """
+    db = app.state.db
+    try:
+        async with db.session() as session:
+            rest = await task_run_changes.record_new_runs(session, changes)
+            if rest:
+                await task_run_recorder.record_task_runs(
+                    session, [task_run_recorder.record_from_change(c) for c in rest]
+                )
+        return
+    except sa_exc.IntegrityError:  # a flow run named is gone: sort them out one by one
+        pass
+    records = [task_run_recorder.record_from_change(c) for c in changes]
+    async with db.session() as session:
+        ready, missing = await task_run_recorder.split_by_flow_run(session, records)
+        await task_run_recorder.record_task_runs(session, ready)
+    if missing:
+        logger.warning(
+            "Dropped %d task-run state changes whose flow run no longer exists", len(missing)
+        )

@@ -34,6 +34,7 @@ from flowplane.core.transitions import RunFacts, RunKind, RunUpdates, StateFacts
 from flowplane.schemas.base import UTCDateTime, WireModel, now_utc
 from flowplane.schemas.events import ReceivedEvent
 from flowplane.schemas.states import StateDetails
+from flowplane.schemas.task_run_changes import TaskRunChange
 from flowplane.server.db import dialects
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
@@ -89,7 +90,7 @@ class TaskRunRecord:
     the event names; the recorder writes the id it records the run under.
     """
 
-    event: ReceivedEvent
+    event: ReceivedEvent | None  # None: a change handed over in process (embedded mode)
     task_run_id: uuid.UUID
     flow_run_id: uuid.UUID | None
     task_run: _TaskRunPayload
@@ -190,6 +191,42 @@ def record_from_event(event: ReceivedEvent) -> TaskRunRecord:
         data=state.data,
         state=facts,
         order=history_order(event.id, facts),
+    )
+
+
+def record_from_change(change: TaskRunChange) -> TaskRunRecord:
+    """The task run and state a plain change (embedded mode) describes."""
+    state_type = StateType(change.state_type)
+    details = StateDetails.model_validate(
+        {**(change.details or {}), "task_run_id": change.id, "flow_run_id": change.flow_run_id}
+    )
+    facts = state_facts(state_type, change.state_name, change.timestamp, details)
+    return TaskRunRecord(
+        event=None,
+        task_run_id=change.id,
+        flow_run_id=change.flow_run_id,
+        task_run=_TaskRunPayload.model_construct(
+            name=change.name,
+            task_key=change.task_key,
+            dynamic_key=change.dynamic_key,
+            cache_key=None,
+            cache_expiration=None,
+            task_version=change.task_version,
+            empirical_policy=change.empirical_policy,
+            tags=change.tags,
+            labels={},
+            task_inputs=change.task_inputs,
+            flow_run_run_count=change.flow_run_run_count,
+        ),
+        state_id=change.state_id,
+        state_type=state_type,
+        state_name=change.state_name,
+        timestamp=change.timestamp,
+        message=change.message,
+        details=details.model_dump(mode="json"),
+        data=None,
+        state=facts,
+        order=history_order(change.state_id, facts),
     )
 
 
@@ -606,16 +643,20 @@ class TaskRunRecorder(BatchWriter):
         if not records:
             return ()
         async with self.db.session() as session:
-            wanted = {r.flow_run_id for r in records if r.flow_run_id is not None}
-            found: set[uuid.UUID] = set()
-            if wanted:
-                result = await session.execute(
-                    sa.select(t.FlowRun.id).where(t.FlowRun.id.in_(wanted))
-                )
-                found = set(result.scalars().all())
-            ready = [r for r in records if r.flow_run_id is None or r.flow_run_id in found]
-            waiting = [
-                r.event for r in records if r.flow_run_id is not None and r.flow_run_id not in found
-            ]
+            ready, waiting = await split_by_flow_run(session, records)
             await record_task_runs(session, ready)
-        return waiting
+        return [r.event for r in waiting if r.event is not None]
+
+
+async def split_by_flow_run(
+    session: AsyncSession, records: Sequence[TaskRunRecord]
+) -> tuple[list[TaskRunRecord], list[TaskRunRecord]]:
+    """``records`` whose flow run is stored (or have none), and those whose flow run is not."""
+    wanted = {r.flow_run_id for r in records if r.flow_run_id is not None}
+    found: set[uuid.UUID] = set()
+    if wanted:
+        result = await session.execute(sa.select(t.FlowRun.id).where(t.FlowRun.id.in_(wanted)))
+        found = set(result.scalars().all())
+    ready = [r for r in records if r.flow_run_id is None or r.flow_run_id in found]
+    waiting = [r for r in records if r.flow_run_id is not None and r.flow_run_id not in found]
+    return ready, waiting

@@ -1,0 +1,43 @@
+"""A task-run state change as plain values: what an in-process API records without an event in between.
+
+Clients orchestrate their task runs and report each state change as a
+``prefect.task-run.<State>`` event (see ``flowplane.server.services.task_run_recorder``).
+In embedded mode the API lives in the same process as the engine, so the writer hands
+it the same facts as a flat tuple instead: no JSON, no event model, no event row. The
+run's bookkeeping (run count, start and end, time spent running, expected start) is
+the engine's, computed by the rules of ``core.transitions.bookkeeping``, as a server
+that trusts its clients stores what their events say.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, NamedTuple
+
+
+class TaskRunChange(NamedTuple):
+    """One task run entering one state, with the run as of that state."""
+
+    id: uuid.UUID
+    flow_run_id: uuid.UUID | None
+    name: str
+    task_key: str
+    dynamic_key: str
+    task_version: str | None
+    empirical_policy: dict[str, Any]
+    tags: list[str]
+    task_inputs: dict[str, Any]
+    flow_run_run_count: int
+    state_id: uuid.UUID
+    state_type: str
+    state_name: str
+    timestamp: dt.datetime
+    message: str | None
+    details: dict[str, Any] | None
+    run_count: int
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+    total_run_time: float
+    expected_start_time: dt.datetime | None
+    next_scheduled_start_time: dt.datetime | None
