@@ -202,17 +202,28 @@ class TaskRun(_RunColumns, Base):
             "dynamic_key",
             name="uq_task_run__flow_run_id_task_key_dynamic_key",
         ),
-        sa.Index("ix_task_run__flow_run_id", "flow_run_id"),
+        # No index of its own on flow_run_id: the unique index above starts with it.
         sa.Index(
             "ix_task_run__state_type_expected_start_time", "state_type", "expected_start_time"
         ),
         sa.Index("ix_task_run__state_name", "state_name"),
         sa.Index("ix_task_run__expected_start_time_desc", sa.desc("expected_start_time")),
-        sa.Index("ix_task_run__next_scheduled_start_time", "next_scheduled_start_time"),
+        # Few task runs have these two: their indexes hold only the rows that do.
+        sa.Index(
+            "ix_task_run__next_scheduled_start_time",
+            "next_scheduled_start_time",
+            sqlite_where=sa.text("next_scheduled_start_time IS NOT NULL"),
+            postgresql_where=sa.text("next_scheduled_start_time IS NOT NULL"),
+        ),
         sa.Index("ix_task_run__start_time", "start_time"),
         sa.Index("ix_task_run__end_time_desc", sa.desc("end_time")),
         sa.Index("ix_task_run__name", "name"),
-        sa.Index("ix_task_run__cache_key", "cache_key"),
+        sa.Index(
+            "ix_task_run__cache_key",
+            "cache_key",
+            sqlite_where=sa.text("cache_key IS NOT NULL"),
+            postgresql_where=sa.text("cache_key IS NOT NULL"),
+        ),
         sa.Index("ix_task_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
