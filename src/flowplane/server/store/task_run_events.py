@@ -286,6 +286,15 @@ def _tag_resource(rows: _Rows) -> _Resource:
     return _Resource(TAG_PREFIX, "tag", id_text, id_in, labels, lambda: True, scope)
 
 
+def _id_starts(resource: _Resource, prefix: str) -> Clause:
+    """The resource's id starts with ``prefix``."""
+    if resource.prefix.startswith(prefix):
+        return True
+    if prefix.startswith(resource.prefix):
+        return resource.id_text().startswith(prefix, autoescape=True)
+    return False
+
+
 def _label_clause(resource: _Resource, spec: ResourceSpecification) -> Clause:
     parts: list[Clause] = []
     for label, value in spec.items():
@@ -315,7 +324,7 @@ def _resource_matches(
     if ids:
         parts.append(resource.id_in(ids))
     if id_prefixes:
-        parts.append(_or(_text_starts(resource.prefix, p, resource.id_text) for p in id_prefixes))
+        parts.append(_or(_id_starts(resource, p) for p in id_prefixes))
     if roles:
         parts.append((resource.role or "") in roles)
     if pairs:
