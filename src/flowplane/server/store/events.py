@@ -666,42 +666,59 @@ async def _count_by_value(
     session: AsyncSession, flt: EventFilter, countable: Countable
 ) -> list[EventCount]:
     dialect = dialects.dialect_name(session)
-    if countable is Countable.event:
-        m = _matching(dialect, flt, ("occurred", "id", "event"))
-        value: Any = m.c.event
-        label: Any = m.c.event
-    else:
-        m = _matching(dialect, flt, ("occurred", "id", "resource_id", "label"))
-        value = m.c.resource_id
-        label = m.c.label
-    # Each value is labelled as its most recent event labels it.
-    window = {"partition_by": value}
-    inner = sa.select(
-        value.label("value"),
-        label.label("label"),
-        sa.func.row_number()
-        .over(order_by=(m.c.occurred.desc(), m.c.id.desc()), **window)
-        .label("rank"),
-        sa.func.count().over(**window).label("n"),
-        sa.func.min(m.c.occurred).over(**window).label("first"),
-        sa.func.max(m.c.occurred).over(**window).label("last"),
-    ).subquery()
-    stmt = (
-        sa.select(inner.c.value, inner.c.label, inner.c.n, inner.c.first, inner.c.last)
-        .where(inner.c.rank == 1)
-        .order_by(inner.c.n.desc(), inner.c.label.asc())
+    by_event = countable is Countable.event
+    columns = (
+        ("occurred", "id", "event") if by_event else ("occurred", "id", "resource_id", "label")
     )
-    rows = (await session.execute(stmt)).all()
-    return [
-        EventCount(
-            value=str(row.value),
-            label=str(row.label),
-            count=int(row.n),
-            start_time=_as_datetime(row.first),
-            end_time=_as_datetime(row.last),
-        )
-        for row in rows
+    found: dict[str, tuple[str, int, datetime, datetime]] = {}
+    for position, branch in enumerate(_branches(dialect, flt, columns)):
+        m = branch.subquery()
+        value = m.c.event if by_event else m.c.resource_id
+        if by_event or position > 0:
+            # A name labels itself; a synthesized event's label (its task run's name) is
+            # the same for all events of its resource: a plain GROUP BY is enough.
+            label = value if by_event else sa.func.max(m.c.label)
+            stmt: sa.Select[Any] = sa.select(
+                value.label("value"),
+                label.label("label"),
+                sa.func.count().label("n"),
+                sa.func.min(m.c.occurred).label("first"),
+                sa.func.max(m.c.occurred).label("last"),
+            ).group_by(value)
+        else:
+            # Each stored resource is labelled as its most recent event labels it.
+            window: dict[str, Any] = {"partition_by": value}
+            inner = sa.select(
+                value.label("value"),
+                m.c.label.label("label"),
+                sa.func.row_number()
+                .over(order_by=(m.c.occurred.desc(), m.c.id.desc()), **window)
+                .label("rank"),
+                sa.func.count().over(**window).label("n"),
+                sa.func.min(m.c.occurred).over(**window).label("first"),
+                sa.func.max(m.c.occurred).over(**window).label("last"),
+            ).subquery()
+            stmt = sa.select(
+                inner.c.value, inner.c.label, inner.c.n, inner.c.first, inner.c.last
+            ).where(inner.c.rank == 1)
+        for row in (await session.execute(stmt)).all():
+            key, first, last = str(row.value), _as_datetime(row.first), _as_datetime(row.last)
+            seen = found.get(key)
+            if seen is None:
+                found[key] = (str(row.label), int(row.n), first, last)
+            else:  # a value both kinds have: one count, labelled by the latest event
+                found[key] = (
+                    seen[0] if seen[3] >= last else str(row.label),
+                    seen[1] + int(row.n),
+                    min(seen[2], first),
+                    max(seen[3], last),
+                )
+    counts = [
+        EventCount(value=key, label=label, count=n, start_time=first, end_time=last)
+        for key, (label, n, first, last) in found.items()
     ]
+    counts.sort(key=lambda c: (-c.count, c.label))
+    return counts
 
 
 def _as_datetime(value: Any) -> datetime:
