@@ -166,7 +166,10 @@ async def main(args: argparse.Namespace) -> None:
                     "filter, resource task-run id",
                     page({"resource": {"id": [f"prefect.task-run.{ids['task_run']}"]}}),
                 ),
-                ("filter, prefix prefect.flow-run.", page({"event": {"prefix": ["prefect.flow-run."]}})),
+                (
+                    "filter, prefix prefect.flow-run.",
+                    page({"event": {"prefix": ["prefect.flow-run."]}}),
+                ),
                 ("filter/next (page 2)", next_page),
                 ("count-by/event", count("event")),
                 ("count-by/day", count("day")),
