@@ -288,6 +288,17 @@ async def test_filters_mean_the_same_for_synthesized_events(
     assert set(
         await ids(http, {"any_resource": {"labels": {"prefect.resource.id": "prefect.tag.sl*"}}})
     ) == of("a2")
+    # Among all resources, the event's own one has the role "" (stored events say the same).
+    assert set(
+        await ids(
+            http,
+            {
+                "any_resource": {
+                    "labels": {"prefect.resource.role": "", "prefect.resource.name": "solo-*"}
+                }
+            },
+        )
+    ) == of("free")
     # Time range and ids.
     window = {
         "since": (NOW - dt.timedelta(minutes=45)).isoformat(),

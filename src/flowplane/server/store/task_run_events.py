@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -440,8 +440,12 @@ def _where(rows: _Rows, flt: EventFilter) -> Clause:
         )
     for rel in flt.related_filters():
         parts.append(_related(related, rel))
+    # Among all of an event's resources its own has the role "" (as event_resource rows say).
+    own_among_all = replace(
+        own, labels=lambda label: "" if label == RESOURCE_ROLE else own.labels(label)
+    )
     for anyf in flt.any_resource_filters():
-        parts.append(_any_resource([own, *related], anyf))
+        parts.append(_any_resource([own_among_all, *related], anyf))
     parts.append(_text(rows, flt))
     return _and(parts)
 
