@@ -128,6 +128,36 @@ def test_task_run_is_recorded_from_events(
         assert "extract-step" in run["tags"]
 
 
+def test_task_run_events_read_back_from_their_states(
+    api: httpx.Client, scenarios: ScenarioRun
+) -> None:
+    """Prefect's client sends a task-run event per state change; the server keeps the state
+    rows only and gives the events back from them, as the client sent them."""
+    record = scenarios.flow("etl")
+    flow_run = f"prefect.flow-run.{record['flow_run_id']}"
+    tasks = record["task_runs"].values()
+    expected = {
+        state["id"]: (task, state)
+        for task in tasks
+        for state in ok(api.get("/task_run_states/", params={"task_run_id": task["id"]}))
+    }
+
+    def read_back() -> list[dict[str, Any]]:
+        flt = {"event": {"prefix": ["prefect.task-run."]}, "related": {"id": [flow_run]}}
+        events = ok(api.post("/events/filter", json={"filter": flt, "limit": 200}))["events"]
+        assert {e["id"] for e in events} == set(expected)
+        return list(events)
+
+    for event in eventually(read_back):
+        task, state = expected[event["id"]]
+        assert event["event"] == f"prefect.task-run.{state['name']}"
+        assert event["resource"]["prefect.resource.id"] == f"prefect.task-run.{task['id']}"
+        assert event["resource"]["prefect.resource.name"] == task["name"]
+        assert event["resource"]["prefect.state-type"] == state["type"]
+        roles = {r["prefect.resource.role"] for r in event["related"]}
+        assert {"flow-run", "flow", "tag"} <= roles
+
+
 def test_task_runs_filter_by_flow_run_lists_each_task_once(
     api: httpx.Client, scenarios: ScenarioRun
 ) -> None:

@@ -55,6 +55,31 @@ def json_array_is_empty(dialect: str, column: Any) -> ColumnElement[bool]:
     return sa.or_(column.is_(None), sa.func.json_array_length(column) == 0)
 
 
+def json_array_elements(dialect: str, column: Any) -> Any:
+    """The text elements of the JSON array ``column``, as a table with one column ``value``
+    (correlated to ``column``'s table when used inside an EXISTS)."""
+    if dialect == "postgresql":
+        return (
+            sa.func.jsonb_array_elements_text(column).table_valued("value").render_derived()
+        ).alias("elements")
+    return _sqlite_json_values(column)
+
+
+def uuid_text(dialect: str, column: Any) -> ColumnElement[str]:
+    """A ``Uuid`` column as its canonical text (lowercase, hyphenated), as ``str(uuid)`` gives."""
+    if dialect == "postgresql":
+        return sa.cast(column, sa.Text)
+    text = sa.type_coerce(column, sa.Text)  # SQLite stores the 32 hex digits
+    parts = [sa.func.substr(text, start, size) for start, size in _UUID_PARTS]
+    joined: ColumnElement[str] = parts[0]
+    for part in parts[1:]:
+        joined = joined + "-" + part
+    return sa.type_coerce(joined, sa.Text)
+
+
+_UUID_PARTS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
 def json_field_text(dialect: str, column: Any, key: str) -> ColumnElement[Any]:
     """The text of ``column[key]`` for a JSON object column."""
     if dialect == "postgresql":

@@ -45,6 +45,8 @@ from flowplane.server.events.matching import (
     label_patterns,
     parse_text_query,
 )
+from flowplane.server.store import task_run_events
+from flowplane.server.store.event_globs import glob
 
 # --- writing ---------------------------------------------------------------------------
 
@@ -256,28 +258,6 @@ async def _write_many_sqlite(session: AsyncSession, unique: dict[uuid.UUID, Rece
 # --- filtering ---------------------------------------------------------------------------
 
 
-def _like_pattern(glob: str) -> str:
-    """A glob (``*``, ``?``) as a LIKE pattern escaped with ``\\``."""
-    out = []
-    for ch in glob:
-        if ch in "\\%_":
-            out.append("\\" + ch)
-        elif ch == "*":
-            out.append("%")
-        elif ch == "?":
-            out.append("_")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _glob(column: Any, pattern: str) -> ColumnElement[bool]:
-    negated = pattern.startswith("!")
-    clause = column.like(_like_pattern(pattern.removeprefix("!")), escape="\\")
-    # A missing label matches neither a pattern nor its negation.
-    return sa.and_(column.is_not(None), sa.not_(clause)) if negated else clause
-
-
 def _labels(
     dialect: str,
     spec: ResourceSpecification,
@@ -297,7 +277,7 @@ def _labels(
             column = role_column
         else:
             column = dialects.json_key_text(dialect, json_column, label)
-        clauses.append(sa.or_(*(_glob(column, p) for p in patterns)))
+        clauses.append(sa.or_(*(glob(column, p) for p in patterns)))
     return clauses
 
 
@@ -424,6 +404,62 @@ def event_where(dialect: str, flt: EventFilter) -> ColumnElement[bool]:
 
 
 # --- reading -----------------------------------------------------------------------------
+# Every read spans two kinds of event: those stored in ``event``, and the task-run state
+# events read back from ``task_run_state`` (see ``store.task_run_events``). Each kind is
+# one SELECT of the same columns; the queries below combine them with UNION ALL, so that
+# ordering, paging and counting happen in the database for both at once.
+
+
+def _not_synthesized() -> ColumnElement[bool]:
+    """Not a task-run event stored before they were read from their states (those are
+    read from the states now, and would otherwise come twice)."""
+    e, s = t.Event, t.TaskRunState
+    return sa.not_(
+        sa.and_(
+            e.event.startswith(task_run_events.EVENT_PREFIX, autoescape=True),
+            sa.exists(sa.select(sa.literal(1)).where(s.id == e.id)),
+        )
+    )
+
+
+def _stored(dialect: str, flt: EventFilter, columns: Sequence[str]) -> sa.Select[Any]:
+    e = t.Event
+    makers: dict[str, Any] = {
+        "occurred": lambda: e.occurred,
+        "id": lambda: e.id,
+        "event": lambda: e.event,
+        "resource_id": lambda: e.resource_id,
+        "label": lambda: sa.func.coalesce(
+            dialects.json_key_text(dialect, e.resource, "prefect.resource.name"),
+            dialects.json_key_text(dialect, e.resource, "prefect.name"),
+            e.resource_id,
+        ),
+        "kind": lambda: sa.literal(_STORED),
+    }
+    return sa.select(*(makers[name]().label(name) for name in columns)).where(
+        event_where(dialect, flt), _not_synthesized()
+    )
+
+
+#: The ``kind`` column of each side.
+_STORED, _SYNTHESIZED = 0, task_run_events.KIND
+
+
+def _branches(dialect: str, flt: EventFilter, columns: Sequence[str]) -> list[sa.Select[Any]]:
+    """One SELECT of ``columns`` per kind of event that can match ``flt``."""
+    branches = [_stored(dialect, flt, columns)]
+    synthesized = task_run_events.matching(dialect, flt, columns)
+    if synthesized is not None:
+        branches.append(synthesized)
+    return branches
+
+
+def _matching(dialect: str, flt: EventFilter, columns: Sequence[str]) -> Any:
+    """Every matching event of both kinds, as a subquery of ``columns``."""
+    branches = _branches(dialect, flt, columns)
+    if len(branches) == 1:
+        return branches[0].subquery("matching")
+    return sa.union_all(*branches).subquery("matching")
 
 
 def _distinct(flt: EventFilter) -> bool:
@@ -432,15 +468,39 @@ def _distinct(flt: EventFilter) -> bool:
 
 async def count(session: AsyncSession, flt: EventFilter) -> int:
     """How many events match (distinct resources when ``resource.distinct``)."""
-    where = event_where(dialects.dialect_name(session), flt)
-    measure = sa.func.count(sa.distinct(t.Event.resource_id)) if _distinct(flt) else sa.func.count()
-    return (
-        await session.execute(sa.select(measure).select_from(t.Event).where(where))
-    ).scalar_one()
+    dialect = dialects.dialect_name(session)
+    if _distinct(flt):
+        matching = _matching(dialect, flt, ("resource_id",))
+        measure = sa.func.count(sa.distinct(matching.c.resource_id))
+        return (await session.execute(sa.select(measure).select_from(matching))).scalar_one()
+    total = 0
+    for branch in _branches(dialect, flt, ("id",)):
+        counted = sa.select(sa.func.count()).select_from(branch.subquery())
+        total += (await session.execute(counted)).scalar_one()
+    return total
 
 
 #: A position in a result: the (occurred, id) of the last event already returned.
 Cursor = tuple[datetime, uuid.UUID]
+
+
+def _ordered(
+    source: Any, descending: bool, after: Cursor | None, limit: int | None
+) -> sa.Select[Any]:
+    """(occurred, id, kind) of ``source`` after the cursor, in order, at most ``limit``."""
+    occurred, id_ = source.c.occurred, source.c.id
+    stmt = sa.select(occurred, id_, source.c.kind)
+    if after is not None:
+        at, last_id = after
+        if descending:
+            stmt = stmt.where(sa.or_(occurred < at, sa.and_(occurred == at, id_ < last_id)))
+        else:
+            stmt = stmt.where(sa.or_(occurred > at, sa.and_(occurred == at, id_ > last_id)))
+    if descending:
+        stmt = stmt.order_by(occurred.desc(), id_.desc())
+    else:
+        stmt = stmt.order_by(occurred.asc(), id_.asc())
+    return stmt if limit is None else stmt.limit(limit)
 
 
 async def read_page(
@@ -449,53 +509,64 @@ async def read_page(
     """Up to ``limit`` matching events in ``flt.order`` after the ``after`` cursor.
 
     Pages are keyed on (occurred, id), so events stored while a client pages through a
-    result neither repeat nor shift the pages it has not read yet.
+    result neither repeat nor shift the pages it has not read yet. Each kind of event
+    is ordered and cut to the page size on its own before the two are merged, so the
+    database never sorts more than a page from either.
 
     Returns:
         The events, and the cursor for the next page (``None`` if this was the last).
     """
     dialect = dialects.dialect_name(session)
-    where = event_where(dialect, flt)
     descending = flt.order is EventOrder.DESC
     if _distinct(flt):
+        matching = _matching(dialect, flt, ("occurred", "id", "resource_id", "kind"))
         ordering = (
-            (t.Event.occurred.desc(), t.Event.id.desc())
+            (matching.c.occurred.desc(), matching.c.id.desc())
             if descending
-            else (t.Event.occurred, t.Event.id)
+            else (matching.c.occurred, matching.c.id)
         )
-        rank = (
-            sa.func.row_number()
-            .over(partition_by=t.Event.resource_id, order_by=ordering)
-            .label("rank")
+        rank = sa.func.row_number().over(partition_by=matching.c.resource_id, order_by=ordering)
+        ranked = sa.select(
+            matching.c.occurred, matching.c.id, matching.c.kind, rank.label("rank")
+        ).subquery()
+        firsts = (
+            sa.select(ranked.c.occurred, ranked.c.id, ranked.c.kind)
+            .where(ranked.c.rank == 1)
+            .subquery()
         )
-        inner = sa.select(t.Event.id, rank).where(where).subquery()
-        where = t.Event.id.in_(sa.select(inner.c.id).where(inner.c.rank == 1))
-    stmt = sa.select(t.Event).where(where)
-    if after is not None:
-        occurred, last_id = after
-        if descending:
-            stmt = stmt.where(
-                sa.or_(
-                    t.Event.occurred < occurred,
-                    sa.and_(t.Event.occurred == occurred, t.Event.id < last_id),
-                )
-            )
-        else:
-            stmt = stmt.where(
-                sa.or_(
-                    t.Event.occurred > occurred,
-                    sa.and_(t.Event.occurred == occurred, t.Event.id > last_id),
-                )
-            )
-    if descending:
-        stmt = stmt.order_by(t.Event.occurred.desc(), t.Event.id.desc())
+        stmt = _ordered(firsts, descending, after, limit + 1)
     else:
-        stmt = stmt.order_by(t.Event.occurred.asc(), t.Event.id.asc())
-    rows = (await session.execute(stmt.limit(limit + 1))).scalars().all()
-    events = [ReceivedEvent.model_validate(row) for row in rows[:limit]]
-    more = len(rows) > limit and limit > 0
-    cursor = (events[-1].occurred, events[-1].id) if more and events else None
+        branches = _branches(dialect, flt, ("occurred", "id", "kind"))
+        pages = [_ordered(b.subquery(), descending, after, limit + 1) for b in branches]
+        if len(pages) == 1:
+            stmt = pages[0]
+        else:
+            merged = sa.union_all(*(sa.select(p.subquery()) for p in pages)).subquery()
+            stmt = _ordered(merged, descending, None, limit + 1)
+    keys = (await session.execute(stmt)).all()
+    page = keys[:limit]
+    events = await _load(session, page)
+    more = len(keys) > limit and limit > 0
+    cursor = (page[-1].occurred, page[-1].id) if more and page else None
     return events, cursor
+
+
+async def _load(session: AsyncSession, keys: Sequence[Any]) -> list[ReceivedEvent]:
+    """The events ``keys`` (occurred, id, kind) name, in that order."""
+    stored_ids = [key.id for key in keys if key.kind == _STORED]
+    found: dict[uuid.UUID, ReceivedEvent] = {}
+    if stored_ids:
+        rows = await session.execute(sa.select(t.Event).where(t.Event.id.in_(stored_ids)))
+        found.update((row.id, ReceivedEvent.model_validate(row)) for row in rows.scalars())
+    synthesized = await task_run_events.load(
+        session, [key.id for key in keys if key.kind == _SYNTHESIZED]
+    )
+    events = []
+    for key in keys:
+        event = (found if key.kind == _STORED else synthesized).get(key.id)
+        if event is not None:  # deleted since the keys were read
+            events.append(event)
+    return events
 
 
 # --- page tokens -------------------------------------------------------------------------
@@ -571,15 +642,13 @@ async def _count_by_time(
     spans = counting.buckets(flt.occurred.since, flt.occurred.until, now, delta)
     dialect = dialects.dialect_name(session)
     pivot = counting.PIVOT.timestamp()
+    matching = _matching(dialect, flt, ("occurred",))
     index = dialects.floor(
-        dialect, (dialects.epoch_seconds(dialect, t.Event.occurred) - pivot) / delta.total_seconds()
+        dialect,
+        (dialects.epoch_seconds(dialect, matching.c.occurred) - pivot) / delta.total_seconds(),
     )
     bucket = index.label("bucket")
-    stmt = (
-        sa.select(bucket, sa.func.count().label("n"))
-        .where(event_where(dialect, flt))
-        .group_by(bucket)
-    )
+    stmt = sa.select(bucket, sa.func.count().label("n")).select_from(matching).group_by(bucket)
     counts = {int(row.bucket): int(row.n) for row in (await session.execute(stmt)).all()}
     return [
         EventCount(
@@ -597,49 +666,59 @@ async def _count_by_value(
     session: AsyncSession, flt: EventFilter, countable: Countable
 ) -> list[EventCount]:
     dialect = dialects.dialect_name(session)
-    e = t.Event
-    if countable is Countable.event:
-        value: Any = e.event
-        label: Any = e.event
-    else:
-        value = e.resource_id
-        label = sa.func.coalesce(
-            dialects.json_key_text(dialect, e.resource, "prefect.resource.name"),
-            dialects.json_key_text(dialect, e.resource, "prefect.name"),
-            e.resource_id,
-        )
-    # Each value is labelled as its most recent event labels it.
-    window = {"partition_by": value}
-    inner = (
-        sa.select(
-            value.label("value"),
-            label.label("label"),
-            sa.func.row_number()
-            .over(order_by=(e.occurred.desc(), e.id.desc()), **window)
-            .label("rank"),
-            sa.func.count().over(**window).label("n"),
-            sa.func.min(e.occurred).over(**window).label("first"),
-            sa.func.max(e.occurred).over(**window).label("last"),
-        )
-        .where(event_where(dialect, flt))
-        .subquery()
+    by_event = countable is Countable.event
+    columns = (
+        ("occurred", "id", "event") if by_event else ("occurred", "id", "resource_id", "label")
     )
-    stmt = (
-        sa.select(inner.c.value, inner.c.label, inner.c.n, inner.c.first, inner.c.last)
-        .where(inner.c.rank == 1)
-        .order_by(inner.c.n.desc(), inner.c.label.asc())
-    )
-    rows = (await session.execute(stmt)).all()
-    return [
-        EventCount(
-            value=str(row.value),
-            label=str(row.label),
-            count=int(row.n),
-            start_time=_as_datetime(row.first),
-            end_time=_as_datetime(row.last),
-        )
-        for row in rows
+    found: dict[str, tuple[str, int, datetime, datetime]] = {}
+    for position, branch in enumerate(_branches(dialect, flt, columns)):
+        m = branch.subquery()
+        value = m.c.event if by_event else m.c.resource_id
+        if by_event or position > 0:
+            # A name labels itself; a synthesized event's label (its task run's name) is
+            # the same for all events of its resource: a plain GROUP BY is enough.
+            label = value if by_event else sa.func.max(m.c.label)
+            stmt: sa.Select[Any] = sa.select(
+                value.label("value"),
+                label.label("label"),
+                sa.func.count().label("n"),
+                sa.func.min(m.c.occurred).label("first"),
+                sa.func.max(m.c.occurred).label("last"),
+            ).group_by(value)
+        else:
+            # Each stored resource is labelled as its most recent event labels it.
+            window: dict[str, Any] = {"partition_by": value}
+            inner = sa.select(
+                value.label("value"),
+                m.c.label.label("label"),
+                sa.func.row_number()
+                .over(order_by=(m.c.occurred.desc(), m.c.id.desc()), **window)
+                .label("rank"),
+                sa.func.count().over(**window).label("n"),
+                sa.func.min(m.c.occurred).over(**window).label("first"),
+                sa.func.max(m.c.occurred).over(**window).label("last"),
+            ).subquery()
+            stmt = sa.select(
+                inner.c.value, inner.c.label, inner.c.n, inner.c.first, inner.c.last
+            ).where(inner.c.rank == 1)
+        for row in (await session.execute(stmt)).all():
+            key, first, last = str(row.value), _as_datetime(row.first), _as_datetime(row.last)
+            seen = found.get(key)
+            if seen is None:
+                found[key] = (str(row.label), int(row.n), first, last)
+            else:  # a value both kinds have: one count, labelled by the latest event
+                found[key] = (
+                    seen[0] if seen[3] >= last else str(row.label),
+                    seen[1] + int(row.n),
+                    min(seen[2], first),
+                    max(seen[3], last),
+                )
+    counts = [
+        EventCount(value=key, label=label, count=n, start_time=first, end_time=last)
+        for key, (label, n, first, last) in found.items()
     ]
+    counts.sort(key=lambda c: (-c.count, c.label))
+    return counts
 
 
 def _as_datetime(value: Any) -> datetime:
