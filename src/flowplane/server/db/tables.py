@@ -259,7 +259,8 @@ class TaskRunState(_StateColumns, Base):
 
     __table_args__ = (
         sa.Index("ix_task_run_state__task_run_id_timestamp", "task_run_id", "timestamp"),
-        sa.Index("ix_task_run_state__type", "type"),
+        # Task-run events are read from these rows (store/task_run_events.py), newest first.
+        sa.Index("ix_task_run_state__timestamp_id", "timestamp", "id"),
     )
 
 
