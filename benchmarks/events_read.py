@@ -8,7 +8,6 @@ the first page of ``/events/filter`` (limit 50) with a few filters, the next pag
 CPU milliseconds (the server runs in this process, so CPU time is the server's work).
 
     .venv/bin/python benchmarks/events_read.py [--task-runs 20000] [--database-url URL]
-        [--index-timestamp]
 """
 
 from __future__ import annotations
@@ -125,17 +124,6 @@ async def main(args: argparse.Namespace) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://b/api") as http:
             t0 = time.perf_counter()
             ids = await _seed(app, http, args.task_runs, args.flow_runs)
-            if args.index_timestamp:
-                import sqlalchemy as sa
-
-                async with app.state.db.session() as session:
-                    await session.execute(
-                        sa.text(
-                            "CREATE INDEX ix_task_run_state__timestamp_id "
-                            "ON task_run_state (timestamp, id)"
-                        )
-                    )
-                print("with an index on task_run_state (timestamp, id), as a migration could add")
             print(
                 f"seeded {args.task_runs} task runs ({3 * args.task_runs} states), "
                 f"{args.flow_runs} flow runs in {time.perf_counter() - t0:.1f}s on {url.split(':')[0]}"
@@ -199,9 +187,4 @@ if __name__ == "__main__":
     parser.add_argument("--flow-runs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--database-url", default=None)
-    parser.add_argument(
-        "--index-timestamp",
-        action="store_true",
-        help="add an index on task_run_state (timestamp, id) after seeding (no migration has it)",
-    )
     asyncio.run(main(parser.parse_args()))
