@@ -42,6 +42,9 @@ _now = dt.datetime.now
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 _UUID = uuid.UUID
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 #: Version 7 in bits 76-79, variant 0b10 in bits 62-63.
 _V7_BITS = (0x7 << 76) | (0x2 << 62)
 _RANDOM_HIGH = ((1 << 12) - 1) << 64
@@ -58,12 +61,18 @@ def new_id() -> uuid.UUID:
     reseeded in forked children, so ids stay unique across processes.
     """
     rand = _getrandbits(74)
-    return _UUID(
-        int=((_time_ns() // 1_000_000) << 80)
+    # As ``uuid.UUID(int=...)`` builds it, without re-checking a value made in range here.
+    made = _new_object(_UUID)
+    _set_attribute(
+        made,
+        "int",
+        ((_time_ns() // 1_000_000) << 80)
         | _V7_BITS
         | ((rand << 2) & _RANDOM_HIGH)
-        | (rand & _RANDOM_LOW)
+        | (rand & _RANDOM_LOW),
     )
+    _set_attribute(made, "is_safe", _SAFE_UNKNOWN)
+    return made
 
 
 def now() -> dt.datetime:
@@ -153,7 +162,7 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
             "prefect.state-type": type_value,
             "prefect.orchestration": "client",
         },
-        "related": record.related,
+        "related": _related(record),
         "payload": {
             "intended": {"from": initial["type"] if initial else None, "to": type_value},
             "initial_state": initial,
@@ -172,10 +181,32 @@ def task_run_event(change: tuple[Any, ...]) -> dict[str, Any]:
 _NOT_STARTED = frozenset({StateType.PENDING, StateType.SCHEDULED})
 
 
+def _related(record: Any) -> list[dict[str, str]]:
+    """The related resources of a task run's events: its flow run, flow and tags."""
+    related = record.flow_run.related if record.flow_run is not None else _NO_RELATED
+    if record.tags:
+        related = related + [
+            {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+            for tag in record.tags
+        ]
+    return related
+
+
 def _task_run_payload(change: tuple[Any, ...]) -> dict[str, Any]:
     """The task run as of this state: the fixed fields plus the bookkeeping a server that
     trusts its clients (Prefect's does) stores as is."""
-    payload = dict(change[0].payload)
+    record = change[0]
+    flow_run = record.flow_run
+    payload = {
+        "name": record.name,
+        "task_key": record.task_key,
+        "dynamic_key": record.dynamic_key,
+        "flow_run_run_count": flow_run.run_count if flow_run is not None else 0,
+        "empirical_policy": record.policy,
+        "tags": record.tags,
+        "task_inputs": record.task_inputs,
+        "task_version": record.task_version,
+    }
     type_ = change[2]
     payload["run_count"] = change[9]
     payload["expected_start_time"] = change[13]
@@ -235,9 +266,7 @@ class TaskRunRecord:
         "total_run_time",
         "expected_start_time",
         "run_count",
-        "payload",
         "resource_name",
-        "related",
         "state_id",
         "state_type",
         "state_name",
@@ -289,24 +318,6 @@ class TaskRunRecord:
         self.policy = policy
         self.task_version = task_version
         self.task_inputs = task_inputs
-        #: The task run as every event of this run carries it (never mutated once built).
-        self.payload: dict[str, Any] = {
-            "name": name,
-            "task_key": task_key,
-            "dynamic_key": dynamic_key,
-            "flow_run_run_count": flow_run.run_count if flow_run is not None else 0,
-            "empirical_policy": policy,
-            "tags": tags,
-            "task_inputs": task_inputs,
-            "task_version": task_version,
-        }
-        related = flow_run.related if flow_run is not None else _NO_RELATED
-        if tags:
-            related = related + [
-                {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
-                for tag in tags
-            ]
-        self.related = related
         self.state_id: uuid.UUID | None = None
         self.state_type: StateType | None = None
         self.state_name = ""
