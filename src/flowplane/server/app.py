@@ -18,11 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flowplane import __version__
 from flowplane.schemas.base import now_utc
+from flowplane.server.api import API_PREFIX
 from flowplane.server.db import migrate
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.events.bus import EventBus
-from flowplane.server.routers import API_PREFIX, LazyRouters, LazyRoutersMiddleware
+from flowplane.server.routers import LazyRouters, LazyRoutersMiddleware
 from flowplane.server.services.base import ServiceRunner
 from flowplane.settings import Settings
 

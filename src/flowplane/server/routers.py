@@ -11,6 +11,11 @@ Routing answers are the same as with every router included up front: groups own
 disjoint first path segments under ``/api`` (a test pins this), so no route of an
 unloaded group could match a request another group serves, and the app's routes
 are kept in the order below, the order they are matched in when all are loaded.
+
+A group's routes join the app as they are, not through ``include_router``: the
+routers carry the full ``/api/...`` prefix already, and an included router makes
+FastAPI build every route a second time (dependant, body and response fields) for
+the including app on its first request, which doubled the cost of each route.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-API_PREFIX = "/api"
+from flowplane.server.api import API_PREFIX
+
+__all__ = ["API_PREFIX", "ROUTER_GROUPS", "LazyRouters", "LazyRoutersMiddleware", "RouterGroup"]
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,7 @@ class LazyRouters:
                 return
             router = self.app.router
             for group in missing:
-                before = len(router.routes)
-                self.app.include_router(router_of(group), prefix=API_PREFIX)
-                self._included[group] = router.routes[before:]
+                self._included[group] = list(router_of(group).routes)
             router.routes[:] = self._base_routes + [
                 route
                 for group in ROUTER_GROUPS

@@ -14,11 +14,12 @@ from flowplane.schemas.variables import (
     VariableSort,
     VariableUpdate,
 )
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit
 from flowplane.server.db.session import Database
 from flowplane.server.store import variables as store
 
-router = APIRouter(prefix="/variables", tags=["Variables"])
+router = APIRouter(prefix=f"{API_PREFIX}/variables", tags=["Variables"])
 
 
 def _taken(name: str) -> None:
