@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.app import create_app
 from flowplane.server.routers import (
     API_PREFIX,
@@ -141,3 +146,64 @@ async def test_openapi_lists_every_route_whatever_was_loaded_before(
         assert (await client.get("/api/openapi.json")).json() == document
     # app.openapi() itself (not only the route) sees every route.
     assert create_app(settings, run_migrations=False).openapi() == document
+
+
+# --- routes built on first use ---------------------------------------------------------
+
+
+class Example(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str
+
+
+def _example_router(route_class: type[APIRoute]) -> APIRouter:
+    """The same two routes (body, path parameter, response model, status) on ``route_class``."""
+    router = APIRouter(prefix="/api/examples", tags=["Examples"], route_class=route_class)
+
+    @router.post("/", response_model=Example, status_code=201)
+    async def create_example(example: Example) -> Example:
+        return example
+
+    @router.get("/{id}")
+    async def read_example(id: UUID, verbose: bool = False) -> Example:
+        return Example(name=f"{id}:{verbose}")
+
+    return router
+
+
+def unbuilt(route: Any) -> bool:
+    return route.__dict__.get("_deferred") is not None
+
+
+def _app_of(router: APIRouter) -> FastAPI:
+    app = FastAPI(title="t", version="1")
+    app.router.routes.extend(router.routes)
+    return app
+
+
+async def test_a_lazy_route_builds_on_first_use_what_fastapi_builds_up_front() -> None:
+    lazy, eager = _example_router(LazyAPIRoute), _example_router(APIRoute)
+    create, read = lazy.routes
+    assert unbuilt(create) and unbuilt(read)
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app_of(lazy)), base_url="http://t"
+    ) as client:
+        created = await client.post("/api/examples/", json={"name": "a"})
+        assert (created.status_code, created.json()) == (201, {"name": "a"})
+        assert unbuilt(read)  # matching a request to another route built nothing
+        bad = await client.post("/api/examples/", json={"nom": "a"})
+        assert bad.status_code == 422
+    assert not unbuilt(create)
+
+    for built, reference in zip(lazy.routes, eager.routes, strict=True):
+        assert isinstance(built, APIRoute)
+        assert isinstance(reference, APIRoute)
+        for attribute in ("path", "path_format", "methods", "name", "unique_id", "status_code"):
+            assert getattr(built, attribute) == getattr(reference, attribute), attribute
+        assert built.response_model is reference.response_model
+        assert [p.name for p in built.dependant.query_params] == [
+            p.name for p in reference.dependant.query_params
+        ]
+    assert _app_of(lazy).openapi() == _app_of(eager).openapi()

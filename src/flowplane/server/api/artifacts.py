@@ -26,11 +26,12 @@ from flowplane.server.api.deps import (
     not_found,
     page_limit,
 )
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.store import artifacts as store
 
-router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["Artifacts"])
+router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["Artifacts"], route_class=LazyAPIRoute)
 
 
 def _filters(
