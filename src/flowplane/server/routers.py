@@ -1,8 +1,9 @@
 """The API's routers, each included into the app when a request first needs it.
 
-Importing a router module builds every route's dependant and pydantic fields, and
-most requests of a process touch a few groups: an embedded first flow run needs
-``/flows`` and ``/flow_runs`` only. So :class:`LazyRouters` imports and includes a
+Importing a router module imports its store and schema modules and defines its
+routes, and most processes touch a few groups: an embedded first flow run needs
+``/flows`` and ``/flow_runs`` only (and of their routes, FastAPI's per-route build
+runs for the ones used: see ``flowplane.server.api.lazy_route``). So :class:`LazyRouters` imports and includes a
 router group on the first request under one of its path segments, and all of them
 before anything that must see every route (``/openapi.json``, a path no group
 claims; ``app.routes`` readers call :meth:`LazyRouters.load_all` first).
@@ -130,7 +131,10 @@ class LazyRouters:
                 if group in self._included
                 for route in self._included[group]
             ]
-            router._mark_routes_changed()
+            # FastAPI >= 0.12x keys its cached OpenAPI document on a routes version.
+            mark_changed = getattr(router, "_mark_routes_changed", None)
+            if mark_changed is not None:
+                mark_changed()
             self.all_loaded = len(self._included) == len(ROUTER_GROUPS)
         # The lifespan froze what start-up built; what this built lives as long.
         gc.freeze()
