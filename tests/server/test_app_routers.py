@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +210,36 @@ async def test_a_lazy_route_builds_on_first_use_what_fastapi_builds_up_front() -
             p.name for p in reference.dependant.query_params
         ]
     assert _app_of(lazy).openapi() == _app_of(eager).openapi()
+
+
+# --- what an embedded first flow run loads -----------------------------------------------
+
+FIRST_RUN = """
+import json, sys
+from flowplane import flow, task
+
+@task
+def add(x):
+    return x + 1
+
+@flow
+def first():
+    return add(1)
+
+assert first() == 2
+print(json.dumps(sorted(name for name in sys.modules if name.startswith("flowplane.server"))))
+"""
+
+
+def test_an_embedded_flow_run_loads_no_router_or_service_it_does_not_use() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_RUN], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "flowplane.server.api.flow_runs" in loaded
+    unused = {
+        f"flowplane.server.api.{module}"
+        for module in ("deployments", "work_pools", "work_queues", "artifacts", "variables")
+    } | {"flowplane.server.services.scheduler"}
+    assert not loaded & unused
