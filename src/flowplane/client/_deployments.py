@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
@@ -12,9 +12,14 @@ from pydantic import BaseModel
 
 from flowplane.client._operations import as_uuid, body, dump, enum_value, operation, state_create
 from flowplane.client._protocol import Call, model, models, nothing, value
-from flowplane.schemas.deployments import Deployment, DeploymentSchedule
 from flowplane.schemas.flow_runs import FlowRun
 from flowplane.schemas.sorting import DeploymentSort
+
+if TYPE_CHECKING:
+    from flowplane.schemas.deployments import Deployment, DeploymentSchedule
+
+# The deployment models are imported where a call needs them: a process that never
+# touches deployments (most flow runs) does not build their pydantic models.
 
 AnyFilter = Any  # a filter model or its JSON as a dict
 
@@ -112,6 +117,8 @@ class DeploymentOperations:
         Raises:
             ObjectNotFound: no deployment has that id.
         """
+        from flowplane.schemas.deployments import Deployment
+
         return Call("GET", f"/deployments/{as_uuid(deployment_id)}", model(Deployment))
 
     @operation
@@ -122,6 +129,8 @@ class DeploymentOperations:
             ValueError: the name has no ``/``.
             ObjectNotFound: no such deployment.
         """
+        from flowplane.schemas.deployments import Deployment
+
         flow, deployment = split_name(name)
         path = f"/deployments/name/{quote(flow, safe='')}/{quote(deployment, safe='')}"
         return Call("GET", path, model(Deployment))
@@ -141,6 +150,8 @@ class DeploymentOperations:
         offset: int = 0,
     ) -> Call[list[Deployment]]:
         """List the deployments that match every filter given (by name unless ``sort``)."""
+        from flowplane.schemas.deployments import Deployment
+
         payload = body(
             flows=flow_filter,
             flow_runs=flow_run_filter,
@@ -237,6 +248,8 @@ class DeploymentOperations:
         self, deployment_id: UUID | str, schedules: Iterable[Any]
     ) -> Call[list[DeploymentSchedule]]:
         """Add schedules to a deployment (``(schedule, active)`` pairs or schedule creates)."""
+        from flowplane.schemas.deployments import DeploymentSchedule
+
         payload = [_schedule_json(s) for s in schedules]
         path = f"/deployments/{as_uuid(deployment_id)}/schedules"
         return Call("POST", path, models(DeploymentSchedule), json=payload)
@@ -246,6 +259,8 @@ class DeploymentOperations:
         self, deployment_id: UUID | str
     ) -> Call[list[DeploymentSchedule]]:
         """The deployment's schedules."""
+        from flowplane.schemas.deployments import DeploymentSchedule
+
         path = f"/deployments/{as_uuid(deployment_id)}/schedules"
         return Call("GET", path, models(DeploymentSchedule))
 

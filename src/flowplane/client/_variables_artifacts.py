@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
 from flowplane.client._operations import as_uuid, body, dump, enum_value, operation
 from flowplane.client._protocol import Call, model, models, nothing, value
 from flowplane.exceptions import ObjectAlreadyExists, ObjectNotFound
-from flowplane.schemas.artifacts import (
-    Artifact,
-    ArtifactCollection,
-    ArtifactCollectionFilter,
-    ArtifactCreate,
-    ArtifactFilter,
-    ArtifactSort,
-    ArtifactUpdate,
-)
-from flowplane.schemas.filters import FlowFilter, FlowRunFilter, TaskRunFilter
-from flowplane.schemas.variables import (
-    Variable,
-    VariableCreate,
-    VariableFilter,
-    VariableSort,
-    VariableUpdate,
-)
+
+if TYPE_CHECKING:
+    from flowplane.schemas.artifacts import (
+        Artifact,
+        ArtifactCollection,
+        ArtifactCollectionFilter,
+        ArtifactCreate,
+        ArtifactFilter,
+        ArtifactSort,
+        ArtifactUpdate,
+    )
+    from flowplane.schemas.filters import FlowFilter, FlowRunFilter, TaskRunFilter
+    from flowplane.schemas.variables import (
+        Variable,
+        VariableCreate,
+        VariableFilter,
+        VariableSort,
+        VariableUpdate,
+    )
+
+# The variable and artifact models are imported where a call needs them: a process that
+# never touches either (most flow runs) does not build their pydantic models.
 
 Filter = Any  # a filter model or its JSON as a dict
 
@@ -46,11 +51,15 @@ class VariableOperations:
             ObjectAlreadyExists: a variable has that name.
             ValidationFailed: the name or value is not allowed.
         """
+        from flowplane.schemas.variables import Variable
+
         return Call("POST", "/variables/", model(Variable), json=dump(variable))
 
     @operation
     def read_variable_by_name(self, name: str) -> Generator[Call[Any], Any, Variable | None]:
         """The variable called ``name``, or ``None`` if there is none (as Prefect's client answers)."""
+        from flowplane.schemas.variables import Variable
+
         try:
             return (yield Call("GET", f"/variables/name/{_name(name)}", model(Variable)))
         except ObjectNotFound:
@@ -63,6 +72,8 @@ class VariableOperations:
         Raises:
             ObjectNotFound: no variable has that id.
         """
+        from flowplane.schemas.variables import Variable
+
         return Call("GET", f"/variables/{as_uuid(variable_id)}", model(Variable))
 
     @operation
@@ -75,6 +86,8 @@ class VariableOperations:
         offset: int = 0,
     ) -> Call[list[Variable]]:
         """List variables (by name unless ``sort`` says otherwise)."""
+        from flowplane.schemas.variables import Variable
+
         payload = body(variables=variable_filter, sort=enum_value(sort), limit=limit, offset=offset)
         return Call("POST", "/variables/filter", models(Variable), json=payload)
 
@@ -114,6 +127,8 @@ class VariableOperations:
             ValueError: it exists and ``overwrite`` is False.
             ValidationFailed: the name or value is not allowed.
         """
+        from flowplane.schemas.variables import Variable, VariableCreate
+
         create = VariableCreate(name=name, value=value, tags=list(tags or []))
         try:
             return (yield Call("POST", "/variables/", model(Variable), json=dump(create)))
@@ -146,6 +161,8 @@ class ArtifactOperations:
         Raises:
             ValidationFailed: a bad key, or progress outside 0-100.
         """
+        from flowplane.schemas.artifacts import Artifact, ArtifactCreate
+
         data = (
             artifact.model_dump(mode="json", exclude_unset=True)
             if isinstance(artifact, ArtifactCreate)
@@ -160,11 +177,15 @@ class ArtifactOperations:
         Raises:
             ObjectNotFound: no artifact has that id.
         """
+        from flowplane.schemas.artifacts import Artifact
+
         return Call("GET", f"/artifacts/{as_uuid(artifact_id)}", model(Artifact))
 
     @operation
     def read_latest_artifact(self, key: str) -> Generator[Call[Any], Any, Artifact | None]:
         """The newest artifact with ``key``, or ``None`` if there is none."""
+        from flowplane.schemas.artifacts import Artifact
+
         try:
             return (yield Call("GET", f"/artifacts/{_name(key)}/latest", model(Artifact)))
         except ObjectNotFound:
@@ -183,6 +204,8 @@ class ArtifactOperations:
         offset: int = 0,
     ) -> Call[list[Artifact]]:
         """List artifacts matching every filter given (newest id first unless ``sort``)."""
+        from flowplane.schemas.artifacts import Artifact
+
         payload = body(
             artifacts=artifact_filter,
             flow_runs=flow_run_filter,
@@ -207,6 +230,8 @@ class ArtifactOperations:
         offset: int = 0,
     ) -> Call[list[ArtifactCollection]]:
         """List the latest artifact of each key, for the keys matching every filter given."""
+        from flowplane.schemas.artifacts import ArtifactCollection
+
         payload = body(
             artifacts=artifact_filter,
             flow_runs=flow_run_filter,

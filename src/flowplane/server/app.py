@@ -18,53 +18,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flowplane import __version__
 from flowplane.schemas.base import now_utc
+from flowplane.server.api import API_PREFIX
 from flowplane.server.db import migrate
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.events.bus import EventBus
+from flowplane.server.routers import LazyRouters, LazyRoutersMiddleware
 from flowplane.server.services.base import ServiceRunner
 from flowplane.settings import Settings
-
-API_PREFIX = "/api"
-
-
-def _routers() -> list[Any]:
-    """Every API router, hot paths first (routes are matched in order)."""
-    from flowplane.server.api import (
-        artifacts,
-        concurrency_limits,
-        concurrency_limits_v2,
-        deployments,
-        events,
-        flow_run_states,
-        flow_runs,
-        flows,
-        logs,
-        root,
-        task_run_states,
-        task_runs,
-        variables,
-        work_pools,
-        work_queues,
-    )
-
-    return [
-        flow_runs.router,
-        task_runs.router,
-        logs.router,
-        events.router,
-        concurrency_limits_v2.router,
-        flows.router,
-        flow_run_states.router,
-        task_run_states.router,
-        concurrency_limits.router,
-        root.router,
-        variables.router,
-        artifacts.router,
-        work_pools.router,
-        work_queues.router,
-        deployments.router,
-    ]
 
 
 def _services(app: FastAPI) -> list[Any]:
@@ -126,12 +87,22 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.settings = settings
-    for router in _routers():
-        app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
         return RedirectResponse("/docs")
+
+    # The API routers are included as requests first need them (see flowplane.server.routers);
+    # the OpenAPI document lists every route, so it includes them all first.
+    routers = LazyRouters(app)
+    app.state.routers = routers
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        routers.load_all()
+        return build_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -156,6 +127,7 @@ def create_app(
         if settings.server_api_auth_string
         else None
     )
+    app.add_middleware(LazyRoutersMiddleware, routers=routers)
     if settings.server_csrf_protection_enabled:
         app.add_middleware(CsrfMiddleware)
     if auth:

@@ -19,17 +19,19 @@ from flowplane.schemas.artifacts import (
     progress_problem,
 )
 from flowplane.schemas.base import now_utc
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import (
     MAX_LIMIT,
     get_db,
     not_found,
     page_limit,
 )
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.store import artifacts as store
 
-router = APIRouter(prefix="/artifacts", tags=["Artifacts"])
+router = APIRouter(prefix=f"{API_PREFIX}/artifacts", tags=["Artifacts"], route_class=LazyAPIRoute)
 
 
 def _filters(

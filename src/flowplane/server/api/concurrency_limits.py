@@ -25,15 +25,19 @@ from flowplane.schemas.concurrency import (
     MinimalConcurrencyLimitResponse,
     TagSlots,
 )
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.concurrency_limits_v2 import WaitQuery, acquire_slots, get_waiters
 from flowplane.server.api.deps import MAX_LIMIT, get_db, not_found, page_limit
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.slot_waiters import SlotWaiters
 from flowplane.server.store import concurrency as store
 from flowplane.server.store import concurrency_leases as leases
 
-router = APIRouter(prefix="/concurrency_limits", tags=["Concurrency Limits"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/concurrency_limits", tags=["Concurrency Limits"], route_class=LazyAPIRoute
+)
 
 
 def tag_view(row: t.ConcurrencyLimit, holders: dict[UUID, list[UUID]]) -> ConcurrencyLimit:

@@ -24,7 +24,9 @@ from flowplane.schemas.concurrency import (
     SlotsIncrement,
     SlotsIncrementWithLease,
 )
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.slot_waiters import (
@@ -36,7 +38,11 @@ from flowplane.server.slot_waiters import (
 from flowplane.server.store import concurrency as store
 from flowplane.server.store import concurrency_leases as leases
 
-router = APIRouter(prefix="/v2/concurrency_limits", tags=["Concurrency Limits V2"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/v2/concurrency_limits",
+    tags=["Concurrency Limits V2"],
+    route_class=LazyAPIRoute,
+)
 
 
 def get_waiters(request: Request) -> SlotWaiters:

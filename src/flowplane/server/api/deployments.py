@@ -31,6 +31,7 @@ from flowplane.schemas.sorting import DeploymentSort
 from flowplane.schemas.states import StateCreate, StateDetails
 from flowplane.schemas.workers import WorkQueue
 from flowplane.server import orchestration
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import (
     MAX_LIMIT,
     conflict,
@@ -41,6 +42,7 @@ from flowplane.server.api.deps import (
     page_limit,
     pages,
 )
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.store import deployments as store
@@ -49,7 +51,9 @@ from flowplane.server.store import scheduling
 from flowplane.server.store import work_pools as pool_store
 from flowplane.server.store.runs import FLOW_RUNS, models_from_rows, select_runs
 
-router = APIRouter(prefix="/deployments", tags=["Deployments"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/deployments", tags=["Deployments"], route_class=LazyAPIRoute
+)
 
 #: Scheduler defaults (Prefect's): how far ahead and how many runs one call creates.
 DEFAULT_HORIZON = Horizon()

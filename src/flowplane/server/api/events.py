@@ -35,6 +35,7 @@ from flowplane.schemas.events import (
     TimeUnit,
 )
 from flowplane.schemas.sorting import EventOrder
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import get_bus, get_db
 from flowplane.server.db.session import Database
 from flowplane.server.events import counting
@@ -74,7 +75,7 @@ class _OrjsonRoute(APIRoute):
         return handle
 
 
-router = APIRouter(prefix="/events", tags=["Events"], route_class=_OrjsonRoute)
+router = APIRouter(prefix=f"{API_PREFIX}/events", tags=["Events"], route_class=_OrjsonRoute)
 
 #: The most events one page may hold (Prefect's contract says 50; its client asks for 100).
 MAX_PAGE_SIZE = 200

@@ -8,12 +8,16 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from flowplane.core.transitions import RunKind
 from flowplane.schemas.states import State
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import get_db, not_found
 from flowplane.server.api.flow_runs import json_response
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.store import states as store
 
-router = APIRouter(prefix="/flow_run_states", tags=["Flow Run States"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/flow_run_states", tags=["Flow Run States"], route_class=LazyAPIRoute
+)
 
 
 @router.get("/", response_model=list[State])

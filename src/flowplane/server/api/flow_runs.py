@@ -41,6 +41,7 @@ from flowplane.schemas.states import (
     StateDetails,
 )
 from flowplane.server import orchestration
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import (
     MAX_LIMIT,
     conflict,
@@ -52,12 +53,13 @@ from flowplane.server.api.deps import (
     page_limit,
     pages,
 )
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.store import flow_runs as store
 from flowplane.server.store import logs as log_store
 from flowplane.server.store.filtering import RunLinks
 
-router = APIRouter(prefix="/flow_runs", tags=["Flow Runs"])
+router = APIRouter(prefix=f"{API_PREFIX}/flow_runs", tags=["Flow Runs"], route_class=LazyAPIRoute)
 
 #: The most runs one bulk request changes.
 BULK_LIMIT = 50

@@ -15,11 +15,13 @@ from flowplane.schemas.flows import (
     FlowUpdate,
 )
 from flowplane.schemas.sorting import FlowSort
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import MAX_LIMIT, get_db, not_found, page_limit, pages
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.store import flows as store
 
-router = APIRouter(prefix="/flows", tags=["Flows"])
+router = APIRouter(prefix=f"{API_PREFIX}/flows", tags=["Flows"], route_class=LazyAPIRoute)
 
 
 @router.post("/", response_model=Flow, status_code=status.HTTP_201_CREATED)

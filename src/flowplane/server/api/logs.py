@@ -8,7 +8,9 @@ from pydantic import ValidationError
 from flowplane.schemas import filters as f
 from flowplane.schemas.logs import Log, LogCreate
 from flowplane.schemas.sorting import LogSort
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import get_bus, get_db
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.events import websockets as ws
 from flowplane.server.events.bus import EventBus, SubscriberOverflow
@@ -16,7 +18,7 @@ from flowplane.server.events.matching import log_matches
 from flowplane.server.ingestion import ingest_logs
 from flowplane.server.store import logs as store
 
-router = APIRouter(prefix="/logs", tags=["Logs"])
+router = APIRouter(prefix=f"{API_PREFIX}/logs", tags=["Logs"], route_class=LazyAPIRoute)
 
 #: The most lines one read returns, and the default.
 DEFAULT_LIMIT = 200

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from flowplane import __version__
 from flowplane.schemas.admin import CsrfToken
 from flowplane.schemas.base import now_utc
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import get_db
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import dialects
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
@@ -21,7 +23,7 @@ from flowplane.server.db.session import Database
 #: its major version with their own and warn when it is older than they are.
 API_VERSION = "3.6.29"
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX, route_class=LazyAPIRoute)
 
 
 @router.get("/health")

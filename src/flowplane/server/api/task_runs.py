@@ -21,6 +21,7 @@ from flowplane.schemas.task_runs import (
     TaskRunUpdate,
 )
 from flowplane.server import orchestration
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import (
     MAX_LIMIT,
     get_bus,
@@ -31,11 +32,12 @@ from flowplane.server.api.deps import (
     page_limit,
     pages,
 )
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.store import task_runs as store
 from flowplane.server.store.filtering import RunLinks
 
-router = APIRouter(prefix="/task_runs", tags=["Task Runs"])
+router = APIRouter(prefix=f"{API_PREFIX}/task_runs", tags=["Task Runs"], route_class=LazyAPIRoute)
 
 _RUN_LIST = TypeAdapter(list[TaskRun])
 

@@ -14,11 +14,13 @@ from flowplane.schemas.variables import (
     VariableSort,
     VariableUpdate,
 )
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db.session import Database
 from flowplane.server.store import variables as store
 
-router = APIRouter(prefix="/variables", tags=["Variables"])
+router = APIRouter(prefix=f"{API_PREFIX}/variables", tags=["Variables"], route_class=LazyAPIRoute)
 
 
 def _taken(name: str) -> None:

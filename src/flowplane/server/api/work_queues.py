@@ -18,13 +18,17 @@ from flowplane.schemas.workers import (
     WorkQueueStatusDetail,
     WorkQueueUpdate,
 )
+from flowplane.server.api import API_PREFIX
 from flowplane.server.api.deps import MAX_LIMIT, conflict, get_db, not_found, page_limit, pages
+from flowplane.server.api.lazy_route import LazyAPIRoute
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.store import claims
 from flowplane.server.store import work_pools as store
 
-router = APIRouter(prefix="/work_queues", tags=["Work Queues"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/work_queues", tags=["Work Queues"], route_class=LazyAPIRoute
+)
 
 
 async def _queue(session: object, queue_id: UUID) -> t.WorkQueue:

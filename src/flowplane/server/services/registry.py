@@ -9,7 +9,6 @@ from flowplane.server.services.late_runs import LateRuns
 from flowplane.server.services.lease_expiry import LeaseExpiry
 from flowplane.server.services.pause_expirations import PauseExpirations
 from flowplane.server.services.pending_release import PendingRelease
-from flowplane.server.services.scheduler import Scheduler
 from flowplane.server.services.task_run_recorder import TaskRunRecorder
 from flowplane.server.services.zombies import HeartbeatRecorder, ZombieReaper
 from flowplane.server.slot_waiters import waiters_for
@@ -55,6 +54,9 @@ def build_services(app: Any) -> list[Any]:
             )
         )
     if settings.server_services_scheduler_enabled:
+        # Imported only when it runs: embedded mode (most processes) runs no scheduler.
+        from flowplane.server.services.scheduler import Scheduler
+
         services.append(Scheduler.from_settings(db, bus, settings))
     if settings.server_services_pending_release_enabled:
         services.append(
