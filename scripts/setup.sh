@@ -14,3 +14,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"
   touch "$stamp"
 fi
+# Byte-compile the package as an installed wheel would be: with PYTHONDONTWRITEBYTECODE set
+# (as on CI machines), an editable install would otherwise recompile every module in every
+# new process. compileall skips what is up to date.
+.venv/bin/python -m compileall -q src >/dev/null
