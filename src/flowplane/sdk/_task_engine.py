@@ -571,6 +571,19 @@ def map_task(
     runner = _runner()
     futures: PrefectFutureList[Any] = PrefectFutureList()
     shape = task.shape
+    submit = runner.submit
+    append = futures.append
+    if shape._plain is not None and tuple(parameters) == shape._plain:
+        # Every parameter given, none special: an item's parameters are the bound ones
+        # with the mapped values swapped in (what binding them again would give).
+        names = tuple(parameters)
+        columns = [iterables[k] if k in iterables else [static[k]] * count for k in names]
+        for row in zip(*columns, strict=True):
+            item_parameters = dict(zip(names, row, strict=True))
+            append(
+                submit(task, prepare(task, item_parameters, wait_for), item_parameters, wait_for)
+            )
+        return futures
     for i in range(count):
         item = dict(static)
         for key, values in iterables.items():
@@ -578,5 +591,5 @@ def map_task(
         call_args, call_kwargs = shape.unbind(item)
         item_parameters = shape.bind(tuple(call_args), call_kwargs)
         record = prepare(task, item_parameters, wait_for)
-        futures.append(runner.submit(task, record, item_parameters, wait_for))
+        append(submit(task, record, item_parameters, wait_for))
     return futures
