@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from flowplane import ThreadPoolTaskRunner, flow, task
+import pytest
+
+from flowplane import ThreadPoolTaskRunner, as_completed, flow, task, wait
 from flowplane.core.states import StateType
 
 
@@ -134,3 +136,109 @@ def test_map_binds_each_item_like_a_call() -> None:
         return every.result(), defaulted.result(), by_name.result()
 
     assert f() == (["1x?", "2y."], ["1z!", "2z!"], ["3p-", "4q-"])
+
+
+# --- the thread pool's futures (parts made only when someone waits) -------------------------
+
+
+def test_lazy_future_completes_without_waiters_and_answers_afterwards() -> None:
+    import concurrent.futures
+
+    from flowplane.sdk.futures import _LazyFuture
+
+    future = _LazyFuture()
+    assert isinstance(future, concurrent.futures.Future)
+    assert not future.done() and not future.running()
+    assert future.set_running_or_notify_cancel() is True
+    future.set_result(41)
+    assert future.done() and future.result() == 41 and future.exception() is None
+    called: list[Any] = []
+    future.add_done_callback(called.append)  # already done: called at once
+    assert called == [future]
+    done, not_done = concurrent.futures.wait([future], timeout=0)
+    assert done == {future} and not not_done
+
+
+def test_lazy_future_wakes_waiters_callbacks_and_as_completed() -> None:
+    import concurrent.futures
+
+    from flowplane.sdk.futures import _LazyFuture
+
+    futures = [_LazyFuture() for _ in range(3)]
+    called: list[Any] = []
+    futures[0].add_done_callback(called.append)
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(futures[1].result(timeout=10)))
+    waiter.start()
+    order: list[Any] = []
+    collector = threading.Thread(
+        target=lambda: order.extend(concurrent.futures.as_completed(futures, timeout=10))
+    )
+    collector.start()
+    threading.Event().wait(0.05)
+    for i, future in enumerate(futures):
+        assert future.set_running_or_notify_cancel()
+        if i == 2:
+            future.set_exception(ValueError("no"))
+        else:
+            future.set_result(i)
+    waiter.join(10)
+    collector.join(10)
+    assert called == [futures[0]] and got == [1]
+    assert set(order) == set(futures)
+    assert isinstance(futures[2].exception(), ValueError)
+    with pytest.raises(ValueError):
+        futures[2].result()
+
+
+def test_lazy_future_cancelled_before_it_runs_and_timeouts() -> None:
+    import concurrent.futures
+
+    from flowplane.sdk.futures import _LazyFuture
+
+    future = _LazyFuture()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.01)
+    assert future.cancel() and future.cancelled()
+    assert future.set_running_or_notify_cancel() is False
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result()
+    running = _LazyFuture()
+    assert running.set_running_or_notify_cancel()
+    assert not running.cancel()  # a running future cannot be cancelled
+    running.set_result(None)
+    with pytest.raises(concurrent.futures.InvalidStateError):
+        running.set_result(1)
+
+
+def test_wait_and_as_completed_over_finished_and_unfinished_futures() -> None:
+    import concurrent.futures
+
+    gate = threading.Event()
+
+    @task
+    def quick(i: int) -> int:
+        return i
+
+    @task
+    def slow() -> str:
+        gate.wait(10)
+        return "slow"
+
+    @flow
+    def f() -> tuple[int, int, list[Any], list[Any]]:
+        fast = quick.map(range(3))
+        fast.wait()
+        held = slow.submit()
+        done, not_done = wait([*fast, held, fast[0]], timeout=0.05)
+        timed_out: list[Any] = []
+        try:
+            for future in as_completed([*fast, held], timeout=0.05):
+                timed_out.append(future.result())
+        except concurrent.futures.TimeoutError:
+            timed_out.append("timeout")
+        gate.set()
+        every = [future.result() for future in as_completed([held, *fast])]
+        return len(done), len(not_done), timed_out, sorted(every, key=str)
+
+    assert f() == (3, 1, [0, 1, 2, "timeout"], [0, 1, 2, "slow"])

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flowplane.sdk.futures import PrefectConcurrentFuture, PrefectFuture
+from flowplane.sdk.futures import PrefectConcurrentFuture, PrefectFuture, _LazyFuture
 
 if TYPE_CHECKING:
     from flowplane.sdk._records import TaskRunRecord
@@ -180,7 +180,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         parameters: dict[str, Any],
         wait_for: Any = None,
     ) -> PrefectFuture[Any]:
-        inner: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        inner = _LazyFuture()
         self._runs().put(
             (inner, _copy_context(), _run_prepared(), (task, record, parameters, wait_for))
         )
