@@ -242,3 +242,44 @@ def test_wait_and_as_completed_over_finished_and_unfinished_futures() -> None:
         return len(done), len(not_done), timed_out, sorted(every, key=str)
 
     assert f() == (3, 1, [0, 1, 2, "timeout"], [0, 1, 2, "slow"])
+
+
+# --- async runs on the pool's threads ------------------------------------------------------
+
+
+def test_async_mapped_runs_complete_and_tasks_they_leave_behind_are_cancelled() -> None:
+    import asyncio
+
+    from flowplane import get_run_context
+
+    cancelled: list[int] = []
+
+    async def linger(i: int) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(i)
+            raise
+
+    @task
+    async def spawn(i: int) -> tuple[int, str]:
+        asyncio.get_running_loop().create_task(linger(i))  # never awaited: cancelled at the end
+        await asyncio.sleep(0)
+        return i, get_run_context().task_run.name  # type: ignore[union-attr]
+
+    @task
+    async def boom(i: int) -> None:
+        raise ValueError(f"bad {i}")
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def f() -> tuple[list[tuple[int, str]], list[Any]]:
+        results = spawn.map(range(6)).result()
+        failed = boom.map(range(2))
+        failed.wait()
+        return results, [future.state.type for future in failed]
+
+    results, failed = f()
+    assert [i for i, _ in results] == list(range(6))
+    assert [name for _, name in results] == [f"spawn-{i}" for i in range(6)]
+    assert sorted(cancelled) == list(range(6))
+    assert failed == [StateType.FAILED, StateType.FAILED]

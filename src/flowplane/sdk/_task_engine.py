@@ -484,10 +484,51 @@ def run_prepared(
     """Run a prepared task run to its end in this thread (what a task runner's worker calls)."""
     steps = task_steps(task, record, parameters, current_frame())
     if task.isasync:
-        asyncio.run(drive_async(steps))
+        _run_on_thread_loop(drive_async(steps))
     else:
         drive_sync(steps)
     return record
+
+
+#: Each pool thread's event loop for async task runs (made on first use, closed by
+#: :func:`close_thread_loop` when the thread's drain job ends).
+_thread_loops = threading.local()
+
+
+def _run_on_thread_loop(coro: Any) -> Any:
+    """``asyncio.run(coro)`` on a loop this thread keeps between runs (a new loop per run
+    costs more than most async tasks). Tasks the run leaves behind are cancelled as
+    ``asyncio.run`` would."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread_loops.loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        _cancel_left_behind(loop)
+
+
+def _cancel_left_behind(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for left in tasks:
+        left.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def close_thread_loop() -> None:
+    """Close this thread's event loop for async task runs, if it made one."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None:
+        return
+    _thread_loops.loop = None
+    try:
+        _cancel_left_behind(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 _default_runner: TaskRunner | None = None

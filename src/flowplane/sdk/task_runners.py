@@ -75,6 +75,13 @@ def _run_prepared() -> Callable[..., Any]:
     return _run_prepared_fn
 
 
+def _close_thread_loop() -> None:
+    """Close the event loop the engine kept in this thread for async runs, if any."""
+    from flowplane.sdk._task_engine import close_thread_loop
+
+    close_thread_loop()
+
+
 def _default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
@@ -118,6 +125,12 @@ class _RunQueue:
                 raise
 
     def _drain(self) -> None:
+        try:
+            self._take_all()
+        finally:
+            _close_thread_loop()
+
+    def _take_all(self) -> None:
         take = self._entries.popleft
         while True:
             try:
