@@ -283,3 +283,17 @@ def test_async_mapped_runs_complete_and_tasks_they_leave_behind_are_cancelled() 
     assert [name for _, name in results] == [f"spawn-{i}" for i in range(6)]
     assert sorted(cancelled) == list(range(6))
     assert failed == [StateType.FAILED, StateType.FAILED]
+
+
+def test_a_run_queued_after_the_runner_is_left_is_refused_and_never_runs() -> None:
+    import contextvars
+
+    from flowplane.sdk.futures import _LazyFuture
+
+    ran: list[int] = []
+    runner = ThreadPoolTaskRunner(max_workers=1)
+    with runner:
+        queue = runner._runs()  # makes the pool; leaving shuts its executor down
+    with pytest.raises(RuntimeError):
+        queue.put((_LazyFuture(), contextvars.copy_context(), ran.append, (2,)))
+    assert ran == [] and not queue._entries

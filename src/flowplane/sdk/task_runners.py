@@ -119,9 +119,15 @@ class _RunQueue:
                 self._active += 1
             try:
                 self._executor.submit(self._drain)
-            except BaseException:  # the executor is shut down: no job will come
+            except BaseException:  # the executor is shut down: no new job will come
                 with self._lock:
                     self._active -= 1
+                    if self._active:
+                        return  # a job still draining takes the run
+                    try:
+                        self._entries.remove(entry)
+                    except ValueError:
+                        return  # taken meanwhile
                 raise
 
     def _drain(self) -> None:
