@@ -484,10 +484,51 @@ def run_prepared(
     """Run a prepared task run to its end in this thread (what a task runner's worker calls)."""
     steps = task_steps(task, record, parameters, current_frame())
     if task.isasync:
-        asyncio.run(drive_async(steps))
+        _run_on_thread_loop(drive_async(steps))
     else:
         drive_sync(steps)
     return record
+
+
+#: Each pool thread's event loop for async task runs (made on first use, closed by
+#: :func:`close_thread_loop` when the thread's drain job ends).
+_thread_loops = threading.local()
+
+
+def _run_on_thread_loop(coro: Any) -> Any:
+    """``asyncio.run(coro)`` on a loop this thread keeps between runs (a new loop per run
+    costs more than most async tasks). Tasks the run leaves behind are cancelled as
+    ``asyncio.run`` would."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread_loops.loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        _cancel_left_behind(loop)
+
+
+def _cancel_left_behind(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for left in tasks:
+        left.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def close_thread_loop() -> None:
+    """Close this thread's event loop for async task runs, if it made one."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
+    if loop is None:
+        return
+    _thread_loops.loop = None
+    try:
+        _cancel_left_behind(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 _default_runner: TaskRunner | None = None
@@ -571,6 +612,19 @@ def map_task(
     runner = _runner()
     futures: PrefectFutureList[Any] = PrefectFutureList()
     shape = task.shape
+    submit = runner.submit
+    append = futures.append
+    if shape._plain is not None and tuple(parameters) == shape._plain:
+        # Every parameter given, none special: an item's parameters are the bound ones
+        # with the mapped values swapped in (what binding them again would give).
+        names = tuple(parameters)
+        columns = [iterables[k] if k in iterables else [static[k]] * count for k in names]
+        for row in zip(*columns, strict=True):
+            item_parameters = dict(zip(names, row, strict=True))
+            append(
+                submit(task, prepare(task, item_parameters, wait_for), item_parameters, wait_for)
+            )
+        return futures
     for i in range(count):
         item = dict(static)
         for key, values in iterables.items():
@@ -578,5 +632,5 @@ def map_task(
         call_args, call_kwargs = shape.unbind(item)
         item_parameters = shape.bind(tuple(call_args), call_kwargs)
         record = prepare(task, item_parameters, wait_for)
-        futures.append(runner.submit(task, record, item_parameters, wait_for))
+        append(submit(task, record, item_parameters, wait_for))
     return futures

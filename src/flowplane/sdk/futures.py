@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import time
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
@@ -27,6 +29,86 @@ __all__ = [
     "resolve_futures_to_states",
     "resolve_futures_to_results",
 ]
+
+
+_PENDING, _RUNNING, _FINISHED = "PENDING", "RUNNING", "FINISHED"
+_DONE = frozenset({"CANCELLED", "CANCELLED_AND_NOTIFIED", _FINISHED})
+#: Guards making a lazy future's condition against its fast, condition-less completion.
+_lazy_lock = threading.Lock()
+
+
+class _LazyFuture(concurrent.futures.Future[Any]):
+    """A ``concurrent.futures.Future`` that makes its condition and waiter lists only when needed.
+
+    A plain Future builds a ``Condition`` (an ``RLock``, a deque, five bound methods) and
+    two lists up front: a dozen objects the cyclic GC scans again and again while a map
+    of 10,000 runs is alive. Most runs finish before anyone waits on them, so here those
+    parts are made on first use (waiting, callbacks, ``cancel``, ``concurrent.futures.wait``);
+    until then the thread pool starts and completes the future under one module lock,
+    which is also the lock the parts are made under, so a waiter never misses the
+    completion. Finished futures answer ``done()`` and ``result()`` without locking.
+    """
+
+    def __init__(self) -> None:  # the base's parts are made lazily (see _parts)
+        self._state = _PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._lazy: tuple[threading.Condition, list[Any], list[Any]] | None = None
+
+    def _parts(self) -> tuple[threading.Condition, list[Any], list[Any]]:
+        parts = self._lazy
+        if parts is None:
+            with _lazy_lock:
+                parts = self._lazy
+                if parts is None:
+                    parts = self._lazy = (threading.Condition(), [], [])
+        return parts
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        return self._parts()[0]
+
+    @property
+    def _waiters(self) -> list[Any]:  # type: ignore[override]
+        return self._parts()[1]
+
+    @property
+    def _done_callbacks(self) -> list[Any]:  # type: ignore[override]
+        return self._parts()[2]
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state == _FINISHED and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
+    def set_running_or_notify_cancel(self) -> bool:
+        if self._lazy is None:
+            with _lazy_lock:
+                if self._lazy is None and self._state == _PENDING:
+                    self._state = _RUNNING  # untouched, so not cancelled (cancel makes the parts)
+                    return True
+        return super().set_running_or_notify_cancel()
+
+    def set_result(self, result: Any) -> None:
+        if self._lazy is None:
+            with _lazy_lock:
+                if self._lazy is None and self._state == _RUNNING:
+                    self._result = result
+                    self._state = _FINISHED
+                    return
+        super().set_result(result)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        if self._lazy is None:
+            with _lazy_lock:
+                if self._lazy is None and self._state == _RUNNING:
+                    self._exception = exception
+                    self._state = _FINISHED
+                    return
+        super().set_exception(exception)
 
 
 class PrefectFuture(Generic[R]):
@@ -135,7 +217,7 @@ class PrefectFutureList(list[PrefectFuture[R]]):
             TimeoutError: not every run finished within ``timeout``.
         """
         try:
-            for future in as_completed(list(self), timeout=timeout):
+            for future in as_completed(self, timeout=timeout):
                 if raise_on_failure:
                     future.result(raise_on_failure=True)
         except concurrent.futures.TimeoutError:
@@ -155,9 +237,18 @@ def wait(
     Returns:
         The futures that finished and those that did not.
     """
-    by_inner = {f._future: f for f in futures}
+    finished: set[PrefectFuture[Any]] = set()
+    by_inner: dict[concurrent.futures.Future[Any], PrefectFuture[Any]] = {}
+    for future in futures:
+        if future._future.done():
+            finished.add(future)
+        else:
+            by_inner[future._future] = future
+    if not by_inner:
+        return DoneAndNotDoneFutures(finished, set())
     done, not_done = concurrent.futures.wait(list(by_inner), timeout=timeout)
-    return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
+    finished.update(by_inner[f] for f in done)
+    return DoneAndNotDoneFutures(finished, {by_inner[f] for f in not_done})
 
 
 def as_completed(
@@ -168,9 +259,23 @@ def as_completed(
     Raises:
         TimeoutError: ``timeout`` seconds passed before all finished.
     """
-    by_inner = {f._future: f for f in futures}
-    for inner in concurrent.futures.as_completed(list(by_inner), timeout=timeout):
-        yield by_inner[inner]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    by_inner: dict[concurrent.futures.Future[Any], PrefectFuture[R]] = {}
+    finished: list[PrefectFuture[R]] = []
+    for future in futures:
+        inner = future._future
+        if inner in by_inner:
+            continue
+        by_inner[inner] = future
+        if inner.done():
+            finished.append(future)
+    for future in finished:  # those already done first (without a waiter on each)
+        del by_inner[future._future]
+        yield future
+    if by_inner:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for inner in concurrent.futures.as_completed(list(by_inner), timeout=left):
+            yield by_inner[inner]
 
 
 def _visit(expr: Any, on_future: Callable[[PrefectFuture[Any]], Any]) -> Any:
