@@ -69,19 +69,23 @@ async def ingest(app: Any, kind: str, items: list[Any]) -> None:
 async def record_task_run_changes(app: Any, changes: Sequence[TaskRunChange]) -> None:
     """Record task-run state changes handed over in process (embedded mode).
 
-    New runs are inserted in bulk; runs stored already (their earlier states came in an
-    earlier batch) and runs whose natural key is taken go through the task-run recorder's
+    New runs are inserted and open ones continued in bulk; runs stored otherwise (their
+    natural key is taken, or they finished already) go through the task-run recorder's
     general path, as their events would. Changes of a flow run that no longer exists are
     dropped, with a warning.
     """
     db = app.state.db
+    open_runs: set[Any] | None = getattr(app.state, "open_task_runs", None)
+    if open_runs is None:
+        open_runs = app.state.open_task_runs = set()
     try:
         async with db.session() as session:
-            rest = await task_run_changes.record_new_runs(session, changes)
-            if rest:
+            recorded = await task_run_changes.record_changes(session, changes, open_runs)
+            if recorded.rest:
                 await task_run_recorder.record_task_runs(
-                    session, [task_run_recorder.record_from_change(c) for c in rest]
+                    session, [task_run_recorder.record_from_change(c) for c in recorded.rest]
                 )
+        recorded.apply(open_runs)
         return
     except sa_exc.IntegrityError:  # a flow run named is gone: sort them out one by one
         pass
@@ -89,6 +93,7 @@ async def record_task_run_changes(app: Any, changes: Sequence[TaskRunChange]) ->
     async with db.session() as session:
         ready, missing = await task_run_recorder.split_by_flow_run(session, records)
         await task_run_recorder.record_task_runs(session, ready)
+    open_runs.difference_update(c.id for c in changes)  # the recorder has them now
     if missing:
         logger.warning(
             "Dropped %d task-run state changes whose flow run no longer exists", len(missing)

@@ -20,7 +20,7 @@ from flowplane.server import ingestion
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.services.task_run_recorder import record_from_event, record_task_runs
-from flowplane.server.store.task_run_changes import record_new_runs
+from flowplane.server.store.task_run_changes import record_changes, record_new_runs
 
 
 class _NoSink:
@@ -258,3 +258,33 @@ async def test_many_runs_in_one_batch_span_several_statements(db: Database) -> N
             await session.execute(sa.select(sa.func.count()).select_from(t.TaskRunState))
         ).scalar()
     assert (runs, states) == (1300, 3900)
+
+
+async def test_open_runs_continue_in_bulk_and_close_when_final(db: Database) -> None:
+    flow_run = await make_flow_run(db)
+    records = [new_record(flow_run, dynamic_key=str(i)) for i in range(5)]
+    # As task.map does: every run's Pending first, in a batch of its own.
+    pending = [task_run_change(r.set_state(StateType.PENDING, "Pending")) for r in records]
+    rest = []
+    for r in records:
+        rest.append(task_run_change(r.set_state(StateType.RUNNING, "Running")))
+        rest.append(task_run_change(r.set_state(StateType.COMPLETED, "Completed")))
+    open_runs: set[uuid.UUID] = set()
+
+    async with db.session() as session:
+        first = await record_changes(session, pending, open_runs)
+    first.apply(open_runs)
+    assert first.rest == [] and open_runs == {r.id for r in records}
+    async with db.session() as session:
+        second = await record_changes(session, rest, open_runs)
+    second.apply(open_runs)
+    assert second.rest == [] and open_runs == set()
+
+    for r in records:
+        fields, states = await stored(db, r.id)
+        assert [s[2] for s in states] == ["Pending", "Running", "Completed"]
+        assert fields["state_id"] == states[-1][0] and fields["state_type"] == "COMPLETED"
+        assert fields["run_count"] == 1 and fields["end_time"] == states[-1][3]
+        assert fields["total_run_time"] == pytest.approx(
+            (states[-1][3] - states[1][3]).total_seconds(), abs=1e-4
+        )

@@ -1,13 +1,17 @@
-"""Recording task runs from plain state changes (embedded mode) in bulk: new runs in a few statements.
+"""Recording task runs from plain state changes (embedded mode) in bulk, in a few statements per batch.
 
 The engine of this process hands its task-run state changes over as
 :class:`~flowplane.schemas.task_run_changes.TaskRunChange` tuples, a batch at a time.
-Almost every run of a batch is new (its whole life, Pending to Completed, fits in one
-batch): it is inserted once, with the bookkeeping of its latest change, and its states
-with it, in multi-row statements. A run that is stored already (its earlier states
-came in an earlier batch) or whose natural key (flow run, task key, dynamic key)
-belongs to another run is not inserted here: its changes are returned, for the
-task-run recorder's general path, which continues or merges stored runs.
+A run first seen in a batch is inserted once, with the bookkeeping of its latest
+change, and its states with it, in multi-row statements. A run this recorder inserted
+earlier and that has not finished yet (an *open* run: ``task.map`` queues thousands of
+Pending runs before any of them starts) is continued the same way: its states are
+inserted and its row updated in bulk. Only a run that is neither (its natural key (flow
+run, task key, dynamic key) belongs to another run, or it finished already) is left to
+the task-run recorder's general path, which merges or replays stored runs.
+
+The caller keeps the set of open runs and applies :class:`Recorded` to it once the
+transaction has committed.
 
 On SQLite the rows are bound straight to the driver, many per statement: each
 statement runs in SQLite with Python's lock released, so the engine's thread goes on
@@ -19,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -31,6 +36,7 @@ from flowplane.server.db import dialects
 from flowplane.server.db import tables as t
 
 _UTC = dt.timezone.utc
+_TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 _TASK_RUN = cast(sa.Table, t.TaskRun.__table__)
 _TASK_RUN_STATE = cast(sa.Table, t.TaskRunState.__table__)
 
@@ -73,8 +79,23 @@ STATE_COLUMNS = (
     "data",
 )
 
-#: Rows per multi-row INSERT on SQLite: well under its 32,766 bound parameters.
-_SQLITE_CHUNK = {RUN_COLUMNS: 512, STATE_COLUMNS: 1024}
+#: The columns a continued run's row gets from its latest change, in order (after its id).
+UPDATE_COLUMNS = (
+    "updated",
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+)
+
+#: Rows per multi-row statement on SQLite: well under its 32,766 bound parameters.
+_SQLITE_CHUNK = {RUN_COLUMNS: 512, STATE_COLUMNS: 1024, ("id", *UPDATE_COLUMNS): 1024}
 
 
 def group_by_run(changes: Sequence[TaskRunChange]) -> dict[uuid.UUID, list[TaskRunChange]]:
@@ -96,32 +117,70 @@ def _details(change: TaskRunChange) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-async def record_new_runs(
-    session: AsyncSession, changes: Sequence[TaskRunChange]
-) -> list[TaskRunChange]:
-    """Insert the runs of ``changes`` that are not stored yet, with their states.
+@dataclass(slots=True)
+class Recorded:
+    """What :func:`record_changes` did: the changes it left, and the runs it opened or closed."""
+
+    rest: list[TaskRunChange]
+    opened: set[uuid.UUID] = field(default_factory=set)
+    closed: set[uuid.UUID] = field(default_factory=set)
+
+    def apply(self, open_runs: set[uuid.UUID]) -> None:
+        """Update the caller's open runs (after the transaction committed)."""
+        open_runs.difference_update(self.closed)
+        open_runs.update(self.opened)
+
+
+async def record_changes(
+    session: AsyncSession, changes: Sequence[TaskRunChange], open_runs: set[uuid.UUID]
+) -> Recorded:
+    """Insert the new runs of ``changes`` and continue the open ones, with their states.
+
+    Args:
+        open_runs: runs this recorder inserted that have not finished (not modified here).
 
     Returns:
-        The changes of the runs that were not inserted (stored already, or their
-        natural key is taken), in their original order.
+        The changes of the runs neither inserted nor continued (stored already, or their
+        natural key is taken), in their original order, and the runs opened and closed.
     """
     runs = group_by_run(changes)
     if not runs:
-        return []
+        return Recorded([])
+    new = {rid: group for rid, group in runs.items() if rid not in open_runs}
+    continuing = {rid: group for rid, group in runs.items() if rid in open_runs}
     dialect = dialects.dialect_name(session)
     if dialect == "sqlite":
-        inserted = await _insert_sqlite(session, runs)
+        inserted = await _record_sqlite(session, new, continuing)
     else:
-        inserted = await _insert_generic(session, dialect, runs)
-    return [c for c in changes if c.id not in inserted]
+        inserted = await _record_generic(session, dialect, new, continuing)
+    recorded = Recorded([c for c in changes if c.id not in inserted and c.id not in continuing])
+    for rid in inserted:
+        if runs[rid][-1].state_type not in _TERMINAL:
+            recorded.opened.add(rid)
+    for rid, group in continuing.items():
+        if group[-1].state_type in _TERMINAL:
+            recorded.closed.add(rid)
+    return recorded
+
+
+async def record_new_runs(
+    session: AsyncSession, changes: Sequence[TaskRunChange]
+) -> list[TaskRunChange]:
+    """Insert the runs of ``changes`` that are not stored yet, with their states; returns
+    the changes of the others (see :func:`record_changes`, with no open runs)."""
+    return (await record_changes(session, changes, set())).rest
 
 
 # --- SQLite: values as stored, bound to the driver --------------------------------------------
 
 
-async def _insert_sqlite(
-    session: AsyncSession, runs: dict[uuid.UUID, list[TaskRunChange]]
+async def _record_sqlite(
+    session: AsyncSession,
+    new: dict[uuid.UUID, list[TaskRunChange]],
+    continuing: dict[uuid.UUID, list[TaskRunChange]],
 ) -> set[uuid.UUID]:
+    """Insert ``new`` runs and update ``continuing`` ones, with their states; returns the
+    runs inserted."""
     now = dialects.sqlite_datetime(now_utc())
     stamp = _Stamps()
     text = dialects.json_text
@@ -136,48 +195,15 @@ async def _insert_sqlite(
             found = json_cache[key] = text(value)
         return found
 
-    run_rows: list[tuple[Any, ...]] = []
-    state_rows: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    for run_id, group in runs.items():
-        last = group[-1]
-        flow_run = flow_run_text.get(last.flow_run_id)
+    def states_of(run_id: uuid.UUID, run_hex: str, group: list[TaskRunChange]) -> list[Any]:
+        flow_run_id = group[-1].flow_run_id
+        flow_run = flow_run_text.get(flow_run_id)
         if flow_run is None:
-            assert last.flow_run_id is not None
-            flow_run = flow_run_text[last.flow_run_id] = (
-                last.flow_run_id.hex,
-                f'"{last.flow_run_id}"',
-            )
-        run_hex = run_id.hex
-        run_rows.append(
-            (
-                run_hex,
-                now,
-                now,
-                flow_run[0],
-                last.task_key,
-                last.dynamic_key,
-                last.task_version,
-                text(last.task_inputs),
-                last.flow_run_run_count,
-                last.name,
-                last.state_id.hex,
-                last.state_type,
-                last.state_name,
-                stamp(last.timestamp),
-                last.run_count,
-                stamp(last.expected_start_time),
-                stamp(last.next_scheduled_start_time),
-                stamp(last.start_time),
-                stamp(last.end_time),
-                last.total_run_time,
-                cached_json(last.tags),
-                "{}",
-                cached_json(last.empirical_policy),
-            )
-        )
+            assert flow_run_id is not None
+            flow_run = flow_run_text[flow_run_id] = (flow_run_id.hex, f'"{flow_run_id}"')
         # What almost every state's details are: the run's and its flow run's ids.
         plain_details = f'{{"flow_run_id":{flow_run[1]},"task_run_id":"{run_id}"}}'
-        state_rows[run_id] = [
+        return [
             (
                 change.state_id.hex,
                 now,
@@ -192,6 +218,64 @@ async def _insert_sqlite(
             )
             for change in group
         ]
+
+    run_rows: list[tuple[Any, ...]] = []
+    new_states: dict[str, list[tuple[Any, ...]]] = {}
+    for run_id, group in new.items():
+        last = group[-1]
+        run_hex = run_id.hex
+        states = new_states[run_hex] = states_of(run_id, run_hex, group)
+        run_rows.append(
+            (
+                run_hex,
+                now,
+                now,
+                None if last.flow_run_id is None else last.flow_run_id.hex,
+                last.task_key,
+                last.dynamic_key,
+                last.task_version,
+                text(last.task_inputs),
+                last.flow_run_run_count,
+                last.name,
+                states[-1][0],
+                last.state_type,
+                last.state_name,
+                states[-1][6],
+                last.run_count,
+                stamp(last.expected_start_time),
+                stamp(last.next_scheduled_start_time),
+                stamp(last.start_time),
+                stamp(last.end_time),
+                last.total_run_time,
+                cached_json(last.tags),
+                "{}",
+                cached_json(last.empirical_policy),
+            )
+        )
+    update_rows: list[tuple[Any, ...]] = []
+    state_rows: list[tuple[Any, ...]] = []
+    for run_id, group in continuing.items():
+        last = group[-1]
+        run_hex = run_id.hex
+        states = states_of(run_id, run_hex, group)
+        state_rows.extend(states)
+        update_rows.append(
+            (
+                run_hex,
+                now,
+                states[-1][0],
+                last.state_type,
+                last.state_name,
+                states[-1][6],
+                last.run_count,
+                stamp(last.expected_start_time),
+                stamp(last.next_scheduled_start_time),
+                stamp(last.start_time),
+                stamp(last.end_time),
+                last.total_run_time,
+            )
+        )
+
     connection = await session.connection()
     inserted_hex: set[str] = set()
     for sql, params in _multi_row(
@@ -199,17 +283,35 @@ async def _insert_sqlite(
     ):
         result = await connection.exec_driver_sql(sql, params)
         inserted_hex.update(row[0] for row in result.all())
+    for sql, params in _multi_row_update(update_rows):
+        await connection.exec_driver_sql(sql, params)
     inserted: set[uuid.UUID] = set()
-    rows: list[tuple[Any, ...]] = []
-    for run_id, states in state_rows.items():
-        if states[0][3] in inserted_hex:
+    for run_id in new:
+        states = new_states[run_id.hex]
+        if run_id.hex in inserted_hex:
             inserted.add(run_id)
-            rows.extend(states)
+            state_rows.extend(states)
     for sql, params in _multi_row(
-        "task_run_state", STATE_COLUMNS, rows, suffix=" ON CONFLICT (id) DO NOTHING"
+        "task_run_state", STATE_COLUMNS, state_rows, suffix=" ON CONFLICT (id) DO NOTHING"
     ):
         await connection.exec_driver_sql(sql, params)
     return inserted
+
+
+def _multi_row_update(rows: list[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """UPDATE statements of many task runs each (``UPDATE ... FROM (VALUES ...)``)."""
+    columns = ("id", *UPDATE_COLUMNS)
+    statements = []
+    for sql, params in _multi_row("", columns, rows, suffix=""):
+        values = sql[sql.index(" VALUES ") + 1 :]
+        sets = ", ".join(f'"{c}" = v.column{i}' for i, c in enumerate(columns[1:], start=2))
+        statements.append(
+            (
+                f'UPDATE "task_run" SET {sets} FROM ({values}) AS v WHERE "task_run".id = v.column1',
+                params,
+            )
+        )
+    return statements
 
 
 class _Stamps:
@@ -282,49 +384,37 @@ def _flatten(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 # --- other databases: SQLAlchemy Core -----------------------------------------------------------
 
 
-async def _insert_generic(
-    session: AsyncSession, dialect: str, runs: dict[uuid.UUID, list[TaskRunChange]]
+async def _record_generic(
+    session: AsyncSession,
+    dialect: str,
+    new: dict[uuid.UUID, list[TaskRunChange]],
+    continuing: dict[uuid.UUID, list[TaskRunChange]],
 ) -> set[uuid.UUID]:
     now = now_utc()
-    run_rows = []
-    for run_id, group in runs.items():
-        last = group[-1]
-        run_rows.append(
-            {
-                "id": run_id,
-                "created": now,
-                "updated": now,
-                "flow_run_id": last.flow_run_id,
-                "task_key": last.task_key,
-                "dynamic_key": last.dynamic_key,
-                "task_version": last.task_version,
-                "task_inputs": last.task_inputs,
-                "flow_run_run_count": last.flow_run_run_count,
-                "name": last.name,
-                "state_id": last.state_id,
-                "state_type": last.state_type,
-                "state_name": last.state_name,
-                "state_timestamp": last.timestamp,
-                "run_count": last.run_count,
-                "expected_start_time": last.expected_start_time,
-                "next_scheduled_start_time": last.next_scheduled_start_time,
-                "start_time": last.start_time,
-                "end_time": last.end_time,
-                "total_run_time": last.total_run_time,
-                "tags": last.tags,
-                "labels": {},
-                "empirical_policy": last.empirical_policy,
-            }
+    inserted: set[uuid.UUID] = set()
+    if new:
+        run_rows = [{"id": rid, **_run_values(group[-1], now)} for rid, group in new.items()]
+        stmt = (
+            dialects.insert(dialect, _TASK_RUN)
+            .on_conflict_do_nothing()
+            .returning(_TASK_RUN.c.id)
+            .execution_options(
+                insertmanyvalues_page_size=dialects.rows_per_statement(dialect, len(RUN_COLUMNS))
+            )
         )
-    stmt = (
-        dialects.insert(dialect, _TASK_RUN)
-        .on_conflict_do_nothing()
-        .returning(_TASK_RUN.c.id)
-        .execution_options(
-            insertmanyvalues_page_size=dialects.rows_per_statement(dialect, len(RUN_COLUMNS))
+        inserted = set((await session.execute(stmt, run_rows)).scalars().all())
+    if continuing:
+        columns = UPDATE_COLUMNS
+        update = (
+            sa.update(_TASK_RUN)
+            .where(_TASK_RUN.c.id == sa.bindparam("b_id"))
+            .values({c: sa.bindparam(f"v_{c}", type_=_TASK_RUN.c[c].type) for c in columns})
         )
-    )
-    inserted = set((await session.execute(stmt, run_rows)).scalars().all())
+        params = []
+        for rid, group in continuing.items():
+            values = _run_values(group[-1], now)
+            params.append({"b_id": rid, **{f"v_{c}": values[c] for c in columns}})
+        await session.execute(update, params)
     state_rows = [
         {
             "id": change.state_id,
@@ -343,8 +433,8 @@ async def _insert_generic(
             },
             "data": None,
         }
-        for run_id in inserted
-        for change in runs[run_id]
+        for run_id, group in [*((rid, new[rid]) for rid in inserted), *continuing.items()]
+        for change in group
     ]
     if state_rows:
         stmt = (
@@ -356,3 +446,31 @@ async def _insert_generic(
         )
         await session.execute(stmt, state_rows)
     return inserted
+
+
+def _run_values(last: TaskRunChange, now: dt.datetime) -> dict[str, Any]:
+    """A task run's columns (but its id) as of its latest change."""
+    return {
+        "created": now,
+        "updated": now,
+        "flow_run_id": last.flow_run_id,
+        "task_key": last.task_key,
+        "dynamic_key": last.dynamic_key,
+        "task_version": last.task_version,
+        "task_inputs": last.task_inputs,
+        "flow_run_run_count": last.flow_run_run_count,
+        "name": last.name,
+        "state_id": last.state_id,
+        "state_type": last.state_type,
+        "state_name": last.state_name,
+        "state_timestamp": last.timestamp,
+        "run_count": last.run_count,
+        "expected_start_time": last.expected_start_time,
+        "next_scheduled_start_time": last.next_scheduled_start_time,
+        "start_time": last.start_time,
+        "end_time": last.end_time,
+        "total_run_time": last.total_run_time,
+        "tags": last.tags,
+        "labels": {},
+        "empirical_policy": last.empirical_policy,
+    }
