@@ -131,3 +131,46 @@ def test_embedded_server_exits_with_the_process(flowplane_home: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert "Traceback" not in result.stderr
+
+
+def test_flow_runs_share_a_client_and_survive_an_embedded_restart(flowplane_home: Path) -> None:
+    from flowplane import flow
+    from flowplane.sdk import _api
+
+    @flow
+    def twice(x: int) -> int:
+        return 2 * x
+
+    assert twice(1) == 2
+    kept, owned = _api.sync_client(_api.current_settings())
+    assert not owned
+    assert twice(2) == 4
+    assert _api.sync_client(_api.current_settings())[0] is kept
+
+    from flowplane.sdk.writer import close_all_writers
+
+    close_all_writers()  # as the testing harness does before it stops the app
+    shutdown_embedded_servers()  # the kept client's server is gone: the next run gets a new one
+    assert twice(3) == 6
+    assert _api.sync_client(_api.current_settings())[0] is not kept
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter={"name": {"any_": ["twice"]}})
+    assert sorted(r.state.type.value for r in runs if r.state) == ["COMPLETED"] * 3
+
+
+def test_embedded_errors_and_httpx_options_behave_as_through_httpx(flowplane_home: Path) -> None:
+    from uuid import uuid4
+
+    from flowplane.exceptions import ObjectNotFound
+
+    seen: list[str] = []
+    with get_client(sync_client=True) as plain:
+        assert plain._direct is not None
+        with pytest.raises(ObjectNotFound) as error:
+            plain.read_flow_run(uuid4())
+        assert error.value.status_code == 404 and "/flow_runs/" in error.value.url
+    hooks = {"event_hooks": {"request": [lambda request: seen.append(request.url.path)]}}
+    with get_client(hooks, sync_client=True) as hooked:
+        assert hooked._direct is None  # options for httpx: its client layer handles requests
+        hooked.create_flow_from_name("hooked")
+    assert seen == ["/api/flows/"]
