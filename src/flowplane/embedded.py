@@ -154,6 +154,10 @@ class EmbeddedServer:
                 direct = await self._ingest(request, *route)
                 if direct is not None:
                     return direct
+            else:
+                answer = await self._flow_run_route(request)
+                if answer is not None:
+                    return answer
         response = await self._transport.handle_async_request(request)
         chunks = [chunk async for chunk in response.stream]  # type: ignore[union-attr]
         return httpx.Response(
@@ -213,6 +217,27 @@ class EmbeddedServer:
             return httpx.Response(500, text="Internal Server Error", request=request)
         headers = {"content-type": "application/json"} if content else {}
         return httpx.Response(status, headers=headers, content=content, request=request)
+
+    async def _flow_run_route(self, request: httpx.Request) -> httpx.Response | None:
+        """Serve a flow run's create or state change with the router's own handler (see
+        ``flowplane.server.direct_routes``); ``None`` lets the app serve the request."""
+        from flowplane.server import direct_routes
+
+        try:
+            content = request.content
+        except httpx.RequestNotRead:
+            return None
+        try:
+            answer = await direct_routes.serve(self._app, request.url.path, content)
+        except Exception:
+            logger.exception("Unhandled error in the embedded API (POST %s)", request.url.path)
+            return httpx.Response(500, text="Internal Server Error", request=request)
+        if answer is None:
+            return None
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers]
+        return httpx.Response(
+            answer.status_code, headers=headers, content=bytes(answer.body), request=request
+        )
 
     def on_server_thread(self) -> bool:
         return threading.current_thread() is self._thread

@@ -131,3 +131,93 @@ def test_embedded_server_exits_with_the_process(flowplane_home: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert "Traceback" not in result.stderr
+
+
+def test_flow_runs_share_a_client_and_survive_an_embedded_restart(flowplane_home: Path) -> None:
+    from flowplane import flow
+    from flowplane.sdk import _api
+
+    @flow
+    def twice(x: int) -> int:
+        return 2 * x
+
+    assert twice(1) == 2
+    kept, owned = _api.sync_client(_api.current_settings())
+    assert not owned
+    assert twice(2) == 4
+    assert _api.sync_client(_api.current_settings())[0] is kept
+
+    from flowplane.sdk.writer import close_all_writers
+
+    close_all_writers()  # as the testing harness does before it stops the app
+    shutdown_embedded_servers()  # the kept client's server is gone: the next run gets a new one
+    assert twice(3) == 6
+    assert _api.sync_client(_api.current_settings())[0] is not kept
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter={"name": {"any_": ["twice"]}})
+    assert sorted(r.state.type.value for r in runs if r.state) == ["COMPLETED"] * 3
+
+
+def test_embedded_errors_and_httpx_options_behave_as_through_httpx(flowplane_home: Path) -> None:
+    from uuid import uuid4
+
+    from flowplane.exceptions import ObjectNotFound
+
+    seen: list[str] = []
+    with get_client(sync_client=True) as plain:
+        assert plain._direct is not None
+        with pytest.raises(ObjectNotFound) as error:
+            plain.read_flow_run(uuid4())
+        assert error.value.status_code == 404 and "/flow_runs/" in error.value.url
+    hooks = {"event_hooks": {"request": [lambda request: seen.append(request.url.path)]}}
+    with get_client(hooks, sync_client=True) as hooked:
+        assert hooked._direct is None  # options for httpx: its client layer handles requests
+        hooked.create_flow_from_name("hooked")
+    assert seen == ["/api/flows/"]
+
+
+def test_flow_run_routes_answer_the_same_served_directly_or_by_the_app(
+    flowplane_home: Path,
+) -> None:
+    from uuid import uuid4
+
+    import httpx
+
+    from flowplane.exceptions import ObjectNotFound, ValidationFailed
+
+    def exchange(client: object, direct: bool) -> list[tuple[int, object]]:
+        server = embedded_server(Settings.load())
+        server.running_loop()
+        server._direct_ingest = direct
+        http: httpx.Client = client._http  # type: ignore[attr-defined]
+        flow_id = http.post("flows/", json={"name": f"direct-{direct}"}).json()["id"]
+        body = {"flow_id": flow_id, "state": {"type": "RUNNING"}, "idempotency_key": "k"}
+        made = http.post("flow_runs/", json=body)
+        again = http.post("flow_runs/", json=body)  # the same key: the same run, 200
+        run_id = made.json()["id"]
+        done = http.post(f"flow_runs/{run_id}/set_state", json={"state": {"type": "COMPLETED"}})
+        late = http.post(f"flow_runs/{run_id}/set_state", json={"state": {"type": "RUNNING"}})
+        answers = [made, again, done, late]
+        assert again.json()["id"] == run_id
+        shapes: list[tuple[int, object]] = []
+        for answer in answers:
+            payload = answer.json()
+            shapes.append((answer.status_code, sorted(payload)))
+        shapes.append((0, [done.json()["status"], late.json()["status"]]))
+        shapes.append((0, done.json()["state"]["state_details"]["flow_run_id"] == run_id))
+        return shapes
+
+    with get_client(sync_client=True) as client:
+        by_app = exchange(client, direct=False)
+        served = exchange(client, direct=True)
+        assert served == by_app
+        assert by_app[:3] == [(201, by_app[0][1]), (200, by_app[0][1]), (201, by_app[2][1])]
+        # Error answers come from the app itself: typed errors as always.
+        with pytest.raises(ObjectNotFound):
+            client.set_flow_run_state(uuid4(), {"type": "COMPLETED"})
+        with pytest.raises(ObjectNotFound):
+            client.create_flow_run(flow_id=uuid4())
+        refused = client._http.post("flow_runs/", json={"flow_id": "not-a-uuid"})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "flow_id"
+        with pytest.raises(ValidationFailed):
+            client.set_flow_run_state(uuid4(), {"type": "NOT-A-STATE"})

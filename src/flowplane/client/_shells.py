@@ -72,6 +72,9 @@ class _BaseClient(
         if self.embedded:
             options["transport"] = self._embedded_transport(settings)
         self._http = self._make_http(options)
+        #: Embedded with plain options, requests go straight to the in-process transport:
+        #: httpx's client layer (auth, redirects, cookies, hooks) has nothing to do there.
+        self._direct = options["transport"] if self.embedded and not extra else None
         if csrf_enabled is None:
             # The embedded app shares our settings, so we know whether it wants tokens.
             csrf_enabled = settings.server_csrf_protection_enabled if self.embedded else True
@@ -148,7 +151,11 @@ class AsyncClient(_BaseClient):
                 reply = None
                 continue
             try:
-                reply = await self._http.send(action)
+                if self._direct is not None:
+                    reply = await self._direct.handle_async_request(action)
+                    reply.request = action
+                else:
+                    reply = await self._http.send(action)
             except httpx.TransportError as exc:
                 reply = exc
 
@@ -204,7 +211,11 @@ class Client(_BaseClient):
                 reply = None
                 continue
             try:
-                reply = self._http.send(action)
+                if self._direct is not None:
+                    reply = self._direct.handle_request(action)
+                    reply.request = action
+                else:
+                    reply = self._http.send(action)
             except httpx.TransportError as exc:
                 reply = exc
 

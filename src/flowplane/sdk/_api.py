@@ -64,24 +64,34 @@ _server_clients: dict[tuple[int, str], Client] = {}
 def sync_client(settings: Settings) -> tuple[Client, bool]:
     """A sync client for ``settings``, and whether the caller owns (and closes) it.
 
-    Against a server, one client per process and API URL is kept, so flow runs reuse
-    its connections and CSRF token; embedded, each call gets a fresh, cheap client
-    (the embedded server may be stopped and started between runs, as tests do).
+    One client per process and API target is kept, so flow runs do not pay for building
+    one each: against a server it reuses its connections and CSRF token. Embedded, the
+    kept client is replaced when its embedded server is (tests stop and start it between
+    runs) or when the settings changed.
     """
-    from flowplane.client import get_client
-
-    if settings.api_url is None:
-        return get_client(sync_client=True, settings=settings), True
     key = (os.getpid(), target_key(settings))
     client = _server_clients.get(key)
-    if client is None:
-        with _settings_lock:
-            client = _server_clients.get(key)
-            if client is None:
-                if not _server_clients:
-                    atexit.register(close_server_clients)
-                client = _server_clients[key] = get_client(sync_client=True, settings=settings)
+    if client is not None and (settings.api_url is not None or _still_current(client, settings)):
+        return client, False
+    from flowplane.client import get_client
+
+    with _settings_lock:
+        client = _server_clients.get(key)
+        if client is None or (settings.api_url is None and not _still_current(client, settings)):
+            if not _server_clients:
+                atexit.register(close_server_clients)
+            client = _server_clients[key] = get_client(sync_client=True, settings=settings)
     return client, False
+
+
+def _still_current(client: Client, settings: Settings) -> bool:
+    """Whether a kept embedded client has these very settings and talks to the live embedded server."""
+    from flowplane.embedded import embedded_server
+
+    transport = getattr(client._http, "_transport", None)
+    return client.settings is settings and getattr(transport, "server", None) is embedded_server(
+        settings
+    )
 
 
 def close_server_clients() -> None:

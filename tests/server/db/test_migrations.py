@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from flowplane.server.db import migrate
-from flowplane.server.db.session import create_engine
+from flowplane.server.db.session import WAL_AUTOCHECKPOINT_PAGES, create_engine
 from flowplane.server.db.tables import metadata
 
 
@@ -81,6 +81,8 @@ async def test_sqlite_connections_use_wal_and_foreign_keys(sqlite_url: str) -> N
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
             assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 10000
+            checkpoint = await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")
+            assert checkpoint.scalar() == WAL_AUTOCHECKPOINT_PAGES
     finally:
         await eng.dispose()
 
