@@ -95,7 +95,7 @@ UPDATE_COLUMNS = (
 )
 
 #: Rows per multi-row statement on SQLite: well under its 32,766 bound parameters.
-_SQLITE_CHUNK = {RUN_COLUMNS: 512, STATE_COLUMNS: 1024, ("id", *UPDATE_COLUMNS): 1024}
+_SQLITE_CHUNK = {RUN_COLUMNS: 64, STATE_COLUMNS: 64, ("id", *UPDATE_COLUMNS): 64}
 
 
 def group_by_run(changes: Sequence[TaskRunChange]) -> dict[uuid.UUID, list[TaskRunChange]]:
@@ -153,7 +153,10 @@ async def record_changes(
         inserted = await _record_sqlite(session, new, continuing)
     else:
         inserted = await _record_generic(session, dialect, new, continuing)
-    recorded = Recorded([c for c in changes if c.id not in inserted and c.id not in continuing])
+    if len(inserted) + len(continuing) == len(runs):  # the usual case: nothing left over
+        recorded = Recorded([])
+    else:
+        recorded = Recorded([c for c in changes if c.id not in inserted and c.id not in continuing])
     for rid in inserted:
         if runs[rid][-1].state_type not in _TERMINAL:
             recorded.opened.add(rid)
@@ -230,7 +233,7 @@ async def _record_sqlite(
                 run_hex,
                 now,
                 now,
-                None if last.flow_run_id is None else last.flow_run_id.hex,
+                flow_run_text[last.flow_run_id][0],
                 last.task_key,
                 last.dynamic_key,
                 last.task_version,
@@ -286,9 +289,8 @@ async def _record_sqlite(
     for sql, params in _multi_row_update(update_rows):
         await connection.exec_driver_sql(sql, params)
     inserted: set[uuid.UUID] = set()
-    for run_id in new:
-        states = new_states[run_id.hex]
-        if run_id.hex in inserted_hex:
+    for run_id, (run_hex, states) in zip(new, new_states.items(), strict=True):
+        if run_hex in inserted_hex:
             inserted.add(run_id)
             state_rows.extend(states)
     for sql, params in _multi_row(
