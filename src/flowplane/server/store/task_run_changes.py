@@ -40,7 +40,20 @@ _TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 _TASK_RUN = cast(sa.Table, t.TaskRun.__table__)
 _TASK_RUN_STATE = cast(sa.Table, t.TaskRunState.__table__)
 
-#: The columns written, in order.
+#: A run's current state and bookkeeping, as of its latest change.
+BOOKKEEPING_COLUMNS = (
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+)
+#: The columns a new run's row is written with, in order.
 RUN_COLUMNS = (
     "id",
     "created",
@@ -52,16 +65,7 @@ RUN_COLUMNS = (
     "task_inputs",
     "flow_run_run_count",
     "name",
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "run_count",
-    "expected_start_time",
-    "next_scheduled_start_time",
-    "start_time",
-    "end_time",
-    "total_run_time",
+    *BOOKKEEPING_COLUMNS,
     "tags",
     "labels",
     "empirical_policy",
@@ -80,19 +84,7 @@ STATE_COLUMNS = (
 )
 
 #: The columns a continued run's row gets from its latest change, in order (after its id).
-UPDATE_COLUMNS = (
-    "updated",
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "run_count",
-    "expected_start_time",
-    "next_scheduled_start_time",
-    "start_time",
-    "end_time",
-    "total_run_time",
-)
+UPDATE_COLUMNS = ("updated", *BOOKKEEPING_COLUMNS)
 
 #: Rows per multi-row statement on SQLite: well under its 32,766 bound parameters.
 _SQLITE_CHUNK = {RUN_COLUMNS: 64, STATE_COLUMNS: 64, ("id", *UPDATE_COLUMNS): 64}
@@ -222,6 +214,21 @@ async def _record_sqlite(
             for change in group
         ]
 
+    def bookkeeping(last: TaskRunChange, state_row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The values of ``BOOKKEEPING_COLUMNS`` (``state_row``: the latest state's row)."""
+        return (
+            state_row[0],
+            last.state_type,
+            last.state_name,
+            state_row[6],
+            last.run_count,
+            stamp(last.expected_start_time),
+            stamp(last.next_scheduled_start_time),
+            stamp(last.start_time),
+            stamp(last.end_time),
+            last.total_run_time,
+        )
+
     run_rows: list[tuple[Any, ...]] = []
     new_states: dict[str, list[tuple[Any, ...]]] = {}
     for run_id, group in new.items():
@@ -240,16 +247,7 @@ async def _record_sqlite(
                 text(last.task_inputs),
                 last.flow_run_run_count,
                 last.name,
-                states[-1][0],
-                last.state_type,
-                last.state_name,
-                states[-1][6],
-                last.run_count,
-                stamp(last.expected_start_time),
-                stamp(last.next_scheduled_start_time),
-                stamp(last.start_time),
-                stamp(last.end_time),
-                last.total_run_time,
+                *bookkeeping(last, states[-1]),
                 cached_json(last.tags),
                 "{}",
                 cached_json(last.empirical_policy),
@@ -262,22 +260,7 @@ async def _record_sqlite(
         run_hex = run_id.hex
         states = states_of(run_id, run_hex, group)
         state_rows.extend(states)
-        update_rows.append(
-            (
-                run_hex,
-                now,
-                states[-1][0],
-                last.state_type,
-                last.state_name,
-                states[-1][6],
-                last.run_count,
-                stamp(last.expected_start_time),
-                stamp(last.next_scheduled_start_time),
-                stamp(last.start_time),
-                stamp(last.end_time),
-                last.total_run_time,
-            )
-        )
+        update_rows.append((run_hex, now, *bookkeeping(last, states[-1])))
 
     connection = await session.connection()
     inserted_hex: set[str] = set()
