@@ -5,39 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from app_support import flush
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-
-@pytest.fixture
-async def served(
-    database_url: str, flowplane_home: Path
-) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """The started app (for its state) and a client for it."""
-    from asgi_lifespan import LifespanManager
-
-    from flowplane.server.app import create_app
-    from flowplane.settings import Settings
-
-    application = create_app(
-        Settings(home=flowplane_home, database_url=database_url), run_migrations=False
-    )
-    async with LifespanManager(application) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api") as http:
-            yield application, http
-
-
-async def flush(app: Any) -> None:
-    """Write what the background services hold, without waiting for their timers."""
-    for service in app.state.services.services:
-        await service.flush()
 
 
 def event(name: str, resource_id: str, minutes_ago: float = 0, **kwargs: Any) -> dict[str, Any]:

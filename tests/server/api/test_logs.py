@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-async def served(
-    database_url: str, flowplane_home: Path
-) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """The started app (for its state) and a client for it."""
-    from asgi_lifespan import LifespanManager
-
-    from flowplane.server.app import create_app
-    from flowplane.settings import Settings
-
-    application = create_app(
-        Settings(home=flowplane_home, database_url=database_url), run_migrations=False
-    )
-    async with LifespanManager(application) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api") as http:
-            yield application, http
 
 
 def log(i: int, **kwargs: Any) -> dict[str, Any]:

@@ -9,39 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from app_support import flush
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 TYPES = [("PENDING", "Pending"), ("RUNNING", "Running"), ("COMPLETED", "Completed")]
-
-
-@pytest.fixture
-async def served(
-    database_url: str, flowplane_home: Path
-) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    from asgi_lifespan import LifespanManager
-
-    from flowplane.server.app import create_app
-    from flowplane.settings import Settings
-
-    application = create_app(
-        Settings(home=flowplane_home, database_url=database_url), run_migrations=False
-    )
-    async with LifespanManager(application) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test/api") as http:
-            yield application, http
-
-
-async def flush(app: Any) -> None:
-    for service in app.state.services.services:
-        await service.flush()
 
 
 async def make_flow_run(http: httpx.AsyncClient, flow_name: str = "etl") -> dict[str, Any]:
