@@ -89,6 +89,12 @@ class Base(DeclarativeBase):
     )
 
 
+def _sparse_index(name: str, *columns: str, where: str | None = None) -> sa.Index:
+    """An index of the rows whose ``where`` column (default: the first) is set."""
+    condition = sa.text(f"{where or columns[0]} IS NOT NULL")
+    return sa.Index(name, *columns, sqlite_where=condition, postgresql_where=condition)
+
+
 class Flow(Base):
     __tablename__ = "flow"
 
@@ -159,23 +165,31 @@ class FlowRun(_RunColumns, Base):
         sa.UniqueConstraint(
             "flow_id", "idempotency_key", name="uq_flow_run__flow_id_idempotency_key"
         ),
-        sa.Index("ix_flow_run__flow_id", "flow_id"),
-        sa.Index("ix_flow_run__deployment_id", "deployment_id"),
-        sa.Index("ix_flow_run__parent_task_run_id", "parent_task_run_id"),
+        # No index of its own on flow_id: the unique index above starts with it. Columns
+        # most runs leave empty (a run of no deployment, pool or parent) are indexed only
+        # where set: a local run enters 7 fewer indexes, and every query comparing one of
+        # them implies it is not null, so the indexes still serve it.
+        _sparse_index("ix_flow_run__deployment_id", "deployment_id"),
+        _sparse_index("ix_flow_run__parent_task_run_id", "parent_task_run_id"),
         sa.Index(
             "ix_flow_run__state_type_expected_start_time", "state_type", "expected_start_time"
         ),
         sa.Index("ix_flow_run__state_name", "state_name"),
         sa.Index("ix_flow_run__expected_start_time_desc", sa.desc("expected_start_time")),
-        sa.Index("ix_flow_run__next_scheduled_start_time", "next_scheduled_start_time"),
+        _sparse_index("ix_flow_run__next_scheduled_start_time", "next_scheduled_start_time"),
         sa.Index("ix_flow_run__start_time", "start_time"),
         sa.Index("ix_flow_run__end_time_desc", sa.desc("end_time")),
         sa.Index("ix_flow_run__name", "name"),
-        sa.Index("ix_flow_run__work_queue_name", "work_queue_name"),
-        sa.Index("ix_flow_run__work_queue_id_state_type", "work_queue_id", "state_type"),
-        sa.Index("ix_flow_run__idempotency_key", "idempotency_key"),
+        _sparse_index("ix_flow_run__work_queue_name", "work_queue_name"),
+        _sparse_index("ix_flow_run__work_queue_id_state_type", "work_queue_id", "state_type"),
+        _sparse_index("ix_flow_run__idempotency_key", "idempotency_key"),
         # The zombie reaper looks for RUNNING runs whose heartbeats expired.
-        sa.Index("ix_flow_run__state_type_heartbeat_expires", "state_type", "heartbeat_expires"),
+        _sparse_index(
+            "ix_flow_run__state_type_heartbeat_expires",
+            "state_type",
+            "heartbeat_expires",
+            where="heartbeat_expires",
+        ),
         # JSON arrays cannot be indexed usefully on SQLite; PostgreSQL gets a GIN index.
         sa.Index("ix_flow_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
@@ -209,21 +223,11 @@ class TaskRun(_RunColumns, Base):
         sa.Index("ix_task_run__state_name", "state_name"),
         sa.Index("ix_task_run__expected_start_time_desc", sa.desc("expected_start_time")),
         # Few task runs have these two: their indexes hold only the rows that do.
-        sa.Index(
-            "ix_task_run__next_scheduled_start_time",
-            "next_scheduled_start_time",
-            sqlite_where=sa.text("next_scheduled_start_time IS NOT NULL"),
-            postgresql_where=sa.text("next_scheduled_start_time IS NOT NULL"),
-        ),
+        _sparse_index("ix_task_run__next_scheduled_start_time", "next_scheduled_start_time"),
         sa.Index("ix_task_run__start_time", "start_time"),
         sa.Index("ix_task_run__end_time_desc", sa.desc("end_time")),
         sa.Index("ix_task_run__name", "name"),
-        sa.Index(
-            "ix_task_run__cache_key",
-            "cache_key",
-            sqlite_where=sa.text("cache_key IS NOT NULL"),
-            postgresql_where=sa.text("cache_key IS NOT NULL"),
-        ),
+        _sparse_index("ix_task_run__cache_key", "cache_key"),
         sa.Index("ix_task_run__tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
     )
 
