@@ -130,18 +130,26 @@ class EmbeddedServer:
         thread.join(timeout)
 
     def running_loop(self) -> asyncio.AbstractEventLoop:
-        """Block until the app serves and return its loop; a failed start is ``APIUnreachable``."""
+        """Block until the app serves and return its loop; a failed start, or a server
+        stopped since (a client kept from before ``shutdown_embedded_servers``), is
+        ``APIUnreachable``."""
         try:
-            return self.start().result()
+            loop = self.start().result()
         except Exception as exc:
             raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
+        if loop.is_closed():
+            raise APIUnreachable(self.where, "the embedded server was stopped")
+        return loop
 
     async def running_loop_async(self) -> asyncio.AbstractEventLoop:
         """:meth:`running_loop` without blocking the caller's event loop."""
         try:
-            return await asyncio.wrap_future(self.start())
+            loop = await asyncio.wrap_future(self.start())
         except Exception as exc:
             raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
+        if loop.is_closed():
+            raise APIUnreachable(self.where, "the embedded server was stopped")
+        return loop
 
     # --- requests ---
 

@@ -101,6 +101,23 @@ def test_shutdown_stops_the_app_and_a_later_client_starts_a_new_one(flowplane_ho
         assert client.read_flow_by_name("before").name == "before"
 
 
+def test_a_client_kept_across_a_shutdown_gets_one_clear_error(flowplane_home: Path) -> None:
+    import warnings
+
+    from flowplane.exceptions import APIUnreachable
+
+    client = get_client(sync_client=True)
+    with client:
+        client.create_flow_from_name("kept")
+        shutdown_embedded_servers()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "coroutine was never awaited" on the way
+            with pytest.raises(APIUnreachable, match="the embedded server was stopped"):
+                client.read_flow_by_name("kept")
+    with get_client(sync_client=True) as fresh:
+        assert fresh.read_flow_by_name("kept").name == "kept"
+
+
 def test_a_database_that_cannot_open_is_one_clear_error(tmp_path: Path) -> None:
     from flowplane.exceptions import APIUnreachable
 
