@@ -125,8 +125,7 @@ def test_init_and_deploy_a_folder_project_run_by_a_worker(
     elsewhere.mkdir()
     run = run_with_worker(live_server, elsewhere, pool, "hello/hello")
     assert run["parameters"] == {"n": 2}
-    logs = live_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
-    assert "hello world x2 from folder-project" in [line["message"] for line in logs]
+    assert_logged(live_server, run["id"], "hello world x2 from folder-project")
 
 
 def test_init_detects_a_git_remote_and_the_worker_clones_it(
@@ -172,6 +171,17 @@ def test_init_detects_a_git_remote_and_the_worker_clones_it(
     elsewhere = tmp_path / "git-worker"
     elsewhere.mkdir()
     run = run_with_worker(live_server, elsewhere, pool, "hello/from-git")
-    logs = live_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}})
-    assert "hello world x2 from gitproj-main" in [line["message"] for line in logs]
+    assert_logged(live_server, run["id"], "hello world x2 from gitproj-main")
     assert (elsewhere / "gitproj-main" / "pulled.txt").exists()
+
+
+def assert_logged(live_server: LiveServer, flow_run_id: str, message: str) -> None:
+    """``message`` is among the run's logs, which may arrive just after it is seen Completed
+    (a flow run reports its final state, then flushes its last log lines)."""
+
+    def logged() -> None:
+        body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}}
+        messages = [line["message"] for line in live_server.post("/logs/filter", body)]
+        assert message in messages, messages
+
+    eventually(logged, timeout=30)

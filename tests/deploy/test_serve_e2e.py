@@ -84,8 +84,14 @@ def test_run_deployment_is_executed_by_the_serve_process(
     assert flow_run.state.type.value == "COMPLETED", served["log"].read_text()[-3000:]
     assert flow_run.parameters == {"name": "py"}
 
-    logs = live_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [str(flow_run.id)]}}})
-    assert "hello py" in [line["message"] for line in logs]
+    # The serving process reports the final state, then flushes the run's last log lines
+    # (as a flow run does): they arrive just after the run is seen Completed.
+    def logged_hello() -> None:
+        body = {"logs": {"flow_run_id": {"any_": [str(flow_run.id)]}}}
+        messages = [line["message"] for line in live_server.post("/logs/filter", body)]
+        assert "hello py" in messages, messages
+
+    eventually(logged_hello, timeout=30)
 
 
 def test_cli_deployment_run_watch_follows_a_served_run(
