@@ -20,7 +20,7 @@ from flowplane.server import ingestion
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.services.task_run_recorder import record_from_event, record_task_runs
-from flowplane.server.store.task_run_changes import record_changes, record_new_runs
+from flowplane.server.store.task_run_changes import record_changes
 
 
 class _NoSink:
@@ -162,7 +162,7 @@ async def test_a_run_is_stored_as_its_events_would_store_it(db: Database, histor
     made = changes_of(record, HISTORIES[history])
 
     async with db.session() as session:
-        rest = await record_new_runs(session, [task_run_change(c) for c in made])
+        rest = (await record_changes(session, [task_run_change(c) for c in made], set())).rest
     assert rest == []
     fast = await stored(db, record.id)
 
@@ -186,7 +186,9 @@ async def test_a_run_split_across_batches_continues_from_the_stored_run(db: Data
 
     await ingestion.record_task_run_changes(app, first)
     async with db.session() as session:
-        assert await record_new_runs(session, second) == second  # stored already: not inserted
+        assert (
+            await record_changes(session, second, set())
+        ).rest == second  # stored already: not inserted
     await ingestion.record_task_run_changes(app, second)
     await ingestion.record_task_run_changes(app, second)  # a repeat changes nothing
     split = await stored(db, record.id)
@@ -251,7 +253,7 @@ async def test_many_runs_in_one_batch_span_several_statements(db: Database) -> N
         for type_, name, _ in HISTORIES["completed"]:
             changes.append(task_run_change(record.set_state(type_, name)))
     async with db.session() as session:
-        assert await record_new_runs(session, changes) == []
+        assert (await record_changes(session, changes, set())).rest == []
     async with db.read_session() as session:
         runs = (await session.execute(sa.select(sa.func.count()).select_from(t.TaskRun))).scalar()
         states = (
