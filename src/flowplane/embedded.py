@@ -137,9 +137,7 @@ class EmbeddedServer:
             loop = self.start().result()
         except Exception as exc:
             raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
-        if loop.is_closed():
-            raise APIUnreachable(self.where, "the embedded server was stopped")
-        return loop
+        return self._serving(loop)
 
     async def running_loop_async(self) -> asyncio.AbstractEventLoop:
         """:meth:`running_loop` without blocking the caller's event loop."""
@@ -147,6 +145,10 @@ class EmbeddedServer:
             loop = await asyncio.wrap_future(self.start())
         except Exception as exc:
             raise APIUnreachable(self.where, f"the embedded server failed to start: {exc}") from exc
+        return self._serving(loop)
+
+    def _serving(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+        """``loop``, unless the server was stopped since it started (``APIUnreachable``)."""
         if loop.is_closed():
             raise APIUnreachable(self.where, "the embedded server was stopped")
         return loop

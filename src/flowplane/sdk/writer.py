@@ -1,9 +1,10 @@
 """The background writer: one thread per process and API that ships events and log lines in batches.
 
-Runs append plain dicts to a deque (no lock, no I/O on the caller's thread); the
-writer thread wakes every ``interval`` seconds, or sooner once ``batch_size`` items
-wait, and sends what it has with one ``POST /events`` and one ``POST /logs/`` (embedded,
-both in one hop to the in-process API, through the same ingestion function).
+Runs append plain dicts and task-run state changes (flat tuples) to a deque (no lock, no
+I/O on the caller's thread); the writer thread wakes every ``interval`` seconds, or
+sooner once ``batch_size`` items wait, and sends what it has with one ``POST /events``
+(the state changes as ``prefect.task-run.*`` events) and one ``POST /logs/``. Embedded,
+all of it goes to the in-process API in one hop, and the state changes as plain values.
 :meth:`Writer.flush` waits until everything appended before the call has been
 accepted by the API; a flow run calls it before it returns, and an ``atexit`` hook
 calls it before the process ends, so no log line of a short run is lost.
