@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from app_support import flush
+from app_support import post_and_store
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -25,15 +25,6 @@ def event(name: str, resource_id: str, minutes_ago: float = 0, **kwargs: Any) ->
     }
     body.update(kwargs)
     return body
-
-
-async def post_and_store(
-    served: tuple[Any, httpx.AsyncClient], events: list[dict[str, Any]]
-) -> None:
-    app, http = served
-    response = await http.post("/events", json=events)
-    assert response.status_code == 204, response.text
-    await flush(app)
 
 
 async def query(

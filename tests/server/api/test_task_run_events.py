@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from app_support import flush
+from app_support import post_and_store
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 TYPES = [("PENDING", "Pending"), ("RUNNING", "Running"), ("COMPLETED", "Completed")]
@@ -113,13 +113,6 @@ def task_run_events(
     return events
 
 
-async def send(served: tuple[Any, httpx.AsyncClient], events: list[dict[str, Any]]) -> None:
-    app, http = served
-    response = await http.post("/events", json=events)
-    assert response.status_code == 204, response.text
-    await flush(app)
-
-
 async def query(
     http: httpx.AsyncClient, flt: dict[str, Any] | None = None, limit: int = 200
 ) -> dict[str, Any]:
@@ -153,7 +146,7 @@ async def scene(served: tuple[Any, httpx.AsyncClient]) -> dict[str, Any]:
         "b2": task_run_events(b, "save-0", NOW - dt.timedelta(minutes=20), dynamic_key="1"),
         "free": task_run_events(None, "solo-0", NOW - dt.timedelta(minutes=10), tags=()),
     }
-    await send(served, [e for events in sent.values() for e in events])
+    await post_and_store(served, [e for events in sent.values() for e in events])
     return {"a": a, "b": b, "sent": sent}
 
 
@@ -356,7 +349,7 @@ async def test_task_run_events_stored_before_are_not_returned_twice(
     app, http = served
     flow_run = await make_flow_run(http)
     sent = task_run_events(flow_run, "load-0", NOW - dt.timedelta(minutes=5))
-    await send(served, sent)
+    await post_and_store(served, sent)
     async with app.state.db.session() as session:
         await store.write_many(session, [Event.model_validate(e).receive() for e in sent])
     assert {e["id"] for e in sent} <= await stored_event_ids(app)
@@ -381,7 +374,7 @@ async def test_events_out_backfill_includes_synthesized_events(
     app, http = served
     flow_run = await make_flow_run(http)
     sent = task_run_events(flow_run, "load-0", NOW - dt.timedelta(minutes=5))
-    await send(served, sent)
+    await post_and_store(served, sent)
     flt = EventFilter.model_validate(
         {
             "occurred": {"since": (NOW - dt.timedelta(minutes=10)).isoformat()},
