@@ -122,11 +122,16 @@ def group_by_run(changes: Sequence[TaskRunChange]) -> dict[uuid.UUID, list[TaskR
     return runs
 
 
-def _details(change: TaskRunChange) -> dict[str, Any]:
-    """A state's details as stored (as the task-run recorder stores them)."""
+def state_details(change: TaskRunChange) -> StateDetails:
+    """The details of a change's state, naming its task run and flow run."""
     return StateDetails.model_validate(
         {**(change.details or {}), "task_run_id": change.id, "flow_run_id": change.flow_run_id}
-    ).model_dump(mode="json")
+    )
+
+
+def _details(change: TaskRunChange) -> dict[str, Any]:
+    """A state's details as stored (as the task-run recorder stores them)."""
+    return state_details(change).model_dump(mode="json")
 
 
 @dataclass(slots=True)
