@@ -92,7 +92,7 @@ class Writer:
         if self._thread is None:
             self._start()
         elif len(queue) >= self.batch_size:
-            self._wake.set()
+            self._wake_up()
             if len(queue) >= self.max_backlog:
                 self._wait_for_room()
 
@@ -103,9 +103,18 @@ class Writer:
         if self._thread is None:
             self._start()
         elif len(queue) >= self.batch_size:
-            self._wake.set()
+            self._wake_up()
             if len(queue) >= self.max_backlog:
                 self._wait_for_room()
+
+    def _wake_up(self) -> None:
+        """Wake the writer. While it is busy the queue stays over ``batch_size`` and every
+        append lands here: setting an event already set would still take its lock and
+        notify nobody, so it is skipped (the writer clears the event before it drains, so
+        an item appended after a clear either is drained or sets the event again)."""
+        wake = self._wake
+        if not wake.is_set():
+            wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until everything queued before this call has been sent.
