@@ -93,7 +93,7 @@ async def record_task_run_changes(app: Any, changes: Sequence[TaskRunChange]) ->
     async with db.session() as session:
         ready, missing = await task_run_recorder.split_by_flow_run(session, records)
         await task_run_recorder.record_task_runs(session, ready)
-    open_runs.difference_update(c.id for c in changes)  # the recorder has them now
+    open_runs.difference_update(c.id.int for c in changes)  # the recorder has them now
     if missing:
         logger.warning(
             "Dropped %d task-run state changes whose flow run no longer exists", len(missing)

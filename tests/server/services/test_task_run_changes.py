@@ -271,12 +271,12 @@ async def test_open_runs_continue_in_bulk_and_close_when_final(db: Database) -> 
     for r in records:
         rest.append(task_run_change(r.set_state(StateType.RUNNING, "Running")))
         rest.append(task_run_change(r.set_state(StateType.COMPLETED, "Completed")))
-    open_runs: set[uuid.UUID] = set()
+    open_runs: set[int] = set()
 
     async with db.session() as session:
         first = await record_changes(session, pending, open_runs)
     first.apply(open_runs)
-    assert first.rest == [] and open_runs == {r.id for r in records}
+    assert first.rest == [] and open_runs == {r.id.int for r in records}
     async with db.session() as session:
         second = await record_changes(session, rest, open_runs)
     second.apply(open_runs)
