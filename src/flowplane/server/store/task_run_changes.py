@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -201,7 +202,11 @@ def _update(row: Sequence[tuple[str, str]]) -> tuple[str, str]:
     return text, "(" + ", ".join(["?"] * (position - 1)) + ")"
 
 
-_INSERT_RUNS = _insert("task_run", _RUN_ROW, "ON CONFLICT DO NOTHING RETURNING id")
+_INSERT_RUNS = _insert("task_run", _RUN_ROW, "ON CONFLICT DO NOTHING")
+#: Which of the runs named (a JSON list of ids) this batch inserted: they carry its time.
+_INSERTED_RUNS = (
+    'SELECT id FROM "task_run" WHERE created = ? AND id IN (SELECT value FROM json_each(?))'
+)
 _INSERT_STATES = _insert("task_run_state", _STATE_ROW, "ON CONFLICT (id) DO NOTHING")
 _UPDATE_RUNS = _update(_UPDATE_ROW)
 _RUN_WIDTH = _bound(_RUN_ROW)
@@ -422,16 +427,18 @@ async def _record_sqlite(
 
     cursor = (await _sqlite3_connection(session)).cursor()
     try:
-        inserted_hex: set[str] = set()
+        count = 0
         for sql, params in _statements(_INSERT_RUNS, _RUN_WIDTH, now, run_values):
-            inserted_hex.update(row[0] for row in cursor.execute(sql, params).fetchall())
+            count += cursor.execute(sql, params).rowcount
         for sql, params in _statements(_UPDATE_RUNS, _UPDATE_WIDTH, now, update_values):
             cursor.execute(sql, params)
-        if len(inserted_hex) == len(new):
+        if count == len(new):  # the usual case (RETURNING would cost a step per row)
             inserted = set(new)
             for _, states in new_states:
                 state_values += states
-        else:
+        else:  # some natural key was taken, or a run was stored already
+            ids = orjson.dumps([run_hex for run_hex, _ in new_states]).decode()
+            inserted_hex = {row[0] for row in cursor.execute(_INSERTED_RUNS, (now, ids))}
             inserted = set()
             for key, (run_hex, states) in zip(new, new_states, strict=True):
                 if run_hex in inserted_hex:
