@@ -138,6 +138,54 @@ def test_deployment_run_with_params(deployed: dict[str, Any]) -> None:
     assert result.returncode == 1
 
 
+def test_watch_prints_the_lines_a_run_ships_after_its_final_state(
+    deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run's process reports its final state, then flushes its last log lines: --watch
+    prints them, before the final state's line."""
+    import datetime as dt
+    import threading
+    import time
+
+    from flowplane.cli.deployments import _watch
+
+    def log(client: Any, run_id: Any, message: str) -> None:
+        client.create_logs(
+            [
+                {
+                    "name": "flow",
+                    "level": 20,
+                    "message": message,
+                    "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+                    "flow_run_id": str(run_id),
+                }
+            ]
+        )
+
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployed["deployment"])
+        client.set_flow_run_state(run.id, {"type": "PENDING"})
+        client.set_flow_run_state(run.id, {"type": "RUNNING"})
+        log(client, run.id, "first line")
+        client.set_flow_run_state(run.id, {"type": "COMPLETED"})
+
+        def late() -> None:
+            time.sleep(0.15)
+            with get_client(sync_client=True) as other:
+                log(other, run.id, "last line, flushed after the final state")
+
+        shipper = threading.Thread(target=late)
+        shipper.start()
+        try:
+            code = _watch(client, run)
+        finally:
+            shipper.join()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.index("first line") < out.index("last line, flushed after the final state")
+    assert out.index("last line, flushed after the final state") < out.index("State: Completed")
+
+
 def test_watch_prints_states_and_logs_until_the_run_ends(
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,11 @@ WATCH_POLL_SECONDS = 1.0
 DIAGNOSE_AFTER_SECONDS = 15.0
 #: Seconds between two looks at why a run still waits.
 DIAGNOSE_EVERY_SECONDS = 5.0
+#: How long ``--watch`` goes on reading a finished run's log lines (its process reports the
+#: final state first and ships its last lines just after), and how often meanwhile: it
+#: stops at the first look that finds nothing new, or when the time is up.
+LATE_LOGS_SECONDS = 3.0
+LATE_LOGS_POLL_SECONDS = 0.3
 
 
 def _read(client: Any, name: str) -> Any:
@@ -256,18 +261,17 @@ def _watch(client: Any, flow_run: Any, diagnose_after: float = DIAGNOSE_AFTER_SE
         logs = client.read_logs(
             log_filter={"flow_run_id": {"any_": [str(flow_run.id)]}}, offset=logs_seen, limit=200
         )
-        for line in logs:
-            typer.echo(f"{line.timestamp:%H:%M:%S} | {line.message}")
+        _echo_logs(logs)
         logs_seen += len(logs)
         state = current.state
         if state is not None and (state.type, state.name) != seen_state:
             seen_state = (state.type, state.name)
-            when = ago(state.timestamp)
-            typer.echo(
-                f"State: {state.name}{f' - {state.message}' if state.message else ''} ({when})"
-            )
+            line = f"State: {state.name}{f' - {state.message}' if state.message else ''}"
             if state.type.value in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
+                _late_logs(client, flow_run.id, logs_seen)
+                typer.echo(f"{line} ({ago(state.timestamp)})")
                 return 0 if state.type.value == "COMPLETED" else 1
+            typer.echo(f"{line} ({ago(state.timestamp)})")
         if time.monotonic() >= next_diagnosis:
             next_diagnosis = time.monotonic() + DIAGNOSE_EVERY_SECONDS
             reason = _why_waiting(client, current)
@@ -275,6 +279,28 @@ def _watch(client: Any, flow_run: Any, diagnose_after: float = DIAGNOSE_AFTER_SE
                 typer.echo(f"Waiting: {reason}")
             said = reason
         time.sleep(WATCH_POLL_SECONDS)
+
+
+def _echo_logs(logs: list[Any]) -> None:
+    for line in logs:
+        typer.echo(f"{line.timestamp:%H:%M:%S} | {line.message}")
+
+
+def _late_logs(client: Any, flow_run_id: Any, logs_seen: int) -> None:
+    """Print the log lines a finished run's process ships after its final state (see
+    ``LATE_LOGS_SECONDS``)."""
+    import time
+
+    deadline = time.monotonic() + LATE_LOGS_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(LATE_LOGS_POLL_SECONDS)
+        logs = client.read_logs(
+            log_filter={"flow_run_id": {"any_": [str(flow_run_id)]}}, offset=logs_seen, limit=200
+        )
+        if not logs:
+            return
+        _echo_logs(logs)
+        logs_seen += len(logs)
 
 
 def _why_waiting(client: Any, flow_run: Any) -> str | None:
