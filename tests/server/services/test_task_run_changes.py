@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -290,3 +291,18 @@ async def test_open_runs_continue_in_bulk_and_close_when_final(db: Database) -> 
         assert fields["total_run_time"] == pytest.approx(
             (states[-1][3] - states[1][3]).total_seconds(), abs=1e-4
         )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),  # a whole second
+        dt.datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),
+    ],
+)
+def test_utc_timestamps_are_stored_as_the_dialect_stores_them(value: dt.datetime) -> None:
+    from flowplane.server.db.dialects import sqlite_datetime
+    from flowplane.server.store.task_run_changes import _utc_text
+
+    assert _utc_text(value) == sqlite_datetime(value)
