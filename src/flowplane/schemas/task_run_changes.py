@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from flowplane.schemas.states import StateDetails
 
 
 class TaskRunChange(NamedTuple):
@@ -41,3 +44,15 @@ class TaskRunChange(NamedTuple):
     total_run_time: float
     expected_start_time: dt.datetime | None
     next_scheduled_start_time: dt.datetime | None
+
+    def state_details(self) -> StateDetails:
+        """The details of this change's state, naming its task run and flow run."""
+        from flowplane.schemas.states import StateDetails
+
+        return StateDetails.model_validate(
+            {**(self.details or {}), "task_run_id": self.id, "flow_run_id": self.flow_run_id}
+        )
+
+    def stored_details(self) -> dict[str, Any]:
+        """The details of this change's state as stored (as the task-run recorder stores them)."""
+        return self.state_details().model_dump(mode="json")

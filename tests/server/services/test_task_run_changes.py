@@ -303,6 +303,6 @@ async def test_open_runs_continue_in_bulk_and_close_when_final(db: Database) -> 
 )
 def test_utc_timestamps_are_stored_as_the_dialect_stores_them(value: dt.datetime) -> None:
     from flowplane.server.db.dialects import sqlite_datetime
-    from flowplane.server.store.task_run_changes import _utc_text
+    from flowplane.server.store.task_run_changes_sqlite import _utc_text
 
     assert _utc_text(value) == sqlite_datetime(value)

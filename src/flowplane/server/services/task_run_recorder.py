@@ -40,7 +40,6 @@ from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.events.bus import EventBus
 from flowplane.server.services.batching import BatchSettings, BatchWriter
-from flowplane.server.store import task_run_changes
 
 logger = logging.getLogger("flowplane.server.services.task_run_recorder")
 
@@ -198,7 +197,7 @@ def record_from_event(event: ReceivedEvent) -> TaskRunRecord:
 def record_from_change(change: TaskRunChange) -> TaskRunRecord:
     """The task run and state a plain change (embedded mode) describes."""
     state_type = StateType(change.state_type)
-    details = task_run_changes.state_details(change)
+    details = change.state_details()
     facts = state_facts(state_type, change.state_name, change.timestamp, details)
     return TaskRunRecord(
         event=None,
