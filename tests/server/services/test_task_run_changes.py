@@ -93,11 +93,17 @@ HISTORIES: dict[str, list[tuple[StateType, str, dict[str, Any] | None]]] = {
 }
 
 
-def changes_of(record: Any, history: list[tuple[StateType, str, dict[str, Any] | None]]) -> list:
+def changes_of(
+    record: Any,
+    history: list[tuple[StateType, str, dict[str, Any] | None]],
+    messages: bool = True,
+    pause: float = 0.002,
+) -> list:
     made = []
     for type_, name, details in history:
-        time.sleep(0.002)  # distinct timestamps, some time spent in each state
-        made.append(record.set_state(type_, name, message=f"{name}!", details=details))
+        time.sleep(pause)  # distinct timestamps, some time spent in each state
+        message = f"{name}!" if messages else None
+        made.append(record.set_state(type_, name, message=message, details=details))
     return made
 
 
@@ -128,7 +134,9 @@ async def stored(db: Database, task_run_id: uuid.UUID) -> tuple[dict[str, Any], 
         run = await session.get(t.TaskRun, task_run_id)
         assert run is not None
         fields = {name: getattr(run, name) for name in RUN_FIELDS}
-        fields["total_run_time"] = round(run.total_run_time, 4)
+        # Timestamps are in microseconds, so both ways of summing the time spent running
+        # agree to the microsecond (not always at a coarser rounding boundary).
+        fields["total_run_time"] = round(run.total_run_time, 6)
         rows = await session.execute(
             sa.select(t.TaskRunState)
             .where(t.TaskRunState.task_run_id == task_run_id)
@@ -176,6 +184,80 @@ async def test_a_run_is_stored_as_its_events_would_store_it(db: Database, histor
     assert fast == from_events
     assert fast[0]["state_name"] == HISTORIES[history][-1][1]
     assert [s[2] for s in fast[1]] == [name for _, name, _ in HISTORIES[history]]
+
+
+async def test_plain_and_other_runs_in_one_batch_are_stored_as_their_events_would_store_them(
+    db: Database,
+) -> None:
+    # Pending -> Running -> Completed with no message or details of its own is written in
+    # compact statements; runs with anything more go through the general ones.
+    flow_run = await make_flow_run(db)
+    kinds = [
+        ("completed", False),
+        ("completed", True),
+        ("completed", False),
+        ("retried", False),
+        ("cached", False),
+        ("waiting", False),
+    ]
+    records, changes = [], []
+    for i in range(60):  # plain runs span several statements
+        history, messages = kinds[i % len(kinds)]
+        record = new_record(flow_run, dynamic_key=str(i))
+        made = changes_of(record, HISTORIES[history], messages=messages, pause=0.0002)
+        records.append((record, made))
+        changes += [task_run_change(c) for c in made]
+
+    async with db.session() as session:
+        assert (await record_changes(session, changes, set())).rest == []
+    fast = [await stored(db, record.id) for record, _ in records]
+
+    for record, _ in records:
+        await delete_run(db, record.id)
+    events = [Event.model_validate(task_run_event(c)).receive() for _, m in records for c in m]
+    async with db.session() as session:
+        await record_task_runs(session, [record_from_event(e) for e in events])
+    from_events = [await stored(db, record.id) for record, _ in records]
+
+    assert fast == from_events
+    plain = fast[0]
+    assert [s[2] for s in plain[1]] == ["Pending", "Running", "Completed"]
+    assert [s[4] for s in plain[1]] == [None, None, None]
+    assert plain[0]["state_id"] == plain[1][-1][0] and plain[0]["run_count"] == 1
+    assert plain[0]["start_time"] == plain[1][1][3] and plain[0]["end_time"] == plain[1][2][3]
+    assert plain[0]["expected_start_time"] == plain[1][0][3]
+    assert plain[0]["total_run_time"] == pytest.approx(
+        (plain[1][2][3] - plain[1][1][3]).total_seconds(), abs=1e-4
+    )
+
+
+async def test_a_plain_run_with_a_taken_natural_key_records_under_the_existing_run(
+    db: Database,
+) -> None:
+    flow_run = await make_flow_run(db)
+    app = SimpleNamespace(state=SimpleNamespace(db=db))
+    earlier = new_record(flow_run, dynamic_key="0")
+    await ingestion.record_task_run_changes(
+        app, [task_run_change(c) for c in changes_of(earlier, HISTORIES["retried"])]
+    )
+    again = new_record(flow_run, dynamic_key="0")
+    other = new_record(flow_run, dynamic_key="1")
+    changes = [
+        task_run_change(c)
+        for r in (again, other)
+        for c in changes_of(r, HISTORIES["completed"], messages=False)
+    ]
+
+    await ingestion.record_task_run_changes(app, changes)
+
+    async with db.read_session() as session:
+        ids = set((await session.execute(sa.select(t.TaskRun.id))).scalars())
+    assert ids == {earlier.id, other.id}
+    merged, states = await stored(db, earlier.id)
+    assert merged["state_type"] == "COMPLETED" and len(states) == 8
+    fields, states = await stored(db, other.id)
+    assert fields["state_type"] == "COMPLETED"
+    assert [s[2] for s in states] == ["Pending", "Running", "Completed"]
 
 
 async def test_a_run_split_across_batches_continues_from_the_stored_run(db: Database) -> None:
@@ -303,6 +385,10 @@ async def test_open_runs_continue_in_bulk_and_close_when_final(db: Database) -> 
 )
 def test_utc_timestamps_are_stored_as_the_dialect_stores_them(value: dt.datetime) -> None:
     from flowplane.server.db.dialects import sqlite_datetime
-    from flowplane.server.store.task_run_changes_sqlite import _utc_text
+    from flowplane.server.store.task_run_changes_sqlite import _utc_texts
 
-    assert _utc_text(value) == sqlite_datetime(value)
+    utc_text = _utc_texts()
+    assert utc_text(value) == sqlite_datetime(value)
+    assert utc_text(value + dt.timedelta(microseconds=1)) == sqlite_datetime(
+        value + dt.timedelta(microseconds=1)
+    )  # the same second, from the second's text remembered
