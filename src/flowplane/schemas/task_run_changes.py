@@ -32,7 +32,9 @@ class TaskRunChange(NamedTuple):
     tags: list[str]
     task_inputs: dict[str, Any]
     flow_run_run_count: int
-    state_id: uuid.UUID
+    #: The state's id as its 128-bit integer (``uuid.UUID(int=state_id)``): the engine
+    #: mints it as one, and the embedded store writes its hex; no UUID object in between.
+    state_id: int
     state_type: str
     state_name: str
     timestamp: dt.datetime
@@ -52,6 +54,10 @@ class TaskRunChange(NamedTuple):
         return StateDetails.model_validate(
             {**(self.details or {}), "task_run_id": self.id, "flow_run_id": self.flow_run_id}
         )
+
+    def state_uuid(self) -> uuid.UUID:
+        """The state's id as a UUID."""
+        return uuid.UUID(int=self.state_id)
 
     def stored_details(self) -> dict[str, Any]:
         """The details of this change's state as stored (as the task-run recorder stores them)."""

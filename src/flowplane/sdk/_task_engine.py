@@ -28,7 +28,7 @@ from flowplane.schemas.states import State as WireState
 from flowplane.sdk import _api, _tag_limits
 from flowplane.sdk._callables import render_run_name
 from flowplane.sdk._engine import Blocking, Invoke, Sleep, drive_async, drive_sync
-from flowplane.sdk._records import TaskRunRecord, new_id, now
+from flowplane.sdk._records import TaskRunRecord, new_id, now, uuid_of
 from flowplane.sdk._task_results import TaskResults, needs_results, note_settings
 from flowplane.sdk.annotations import BaseAnnotation, allow_failure, opaque, quote, unmapped
 from flowplane.sdk.context import FlowRunContext, Frame, TaskRunContext, current_frame
@@ -414,7 +414,8 @@ def _finish_with_state(record: TaskRunRecord, value: Any) -> None:
     state = return_value_to_state(resolve_futures_to_states(value))
     record.result = state._value()
     record.writer.emit_event(record.set_state(state.type, state.name or "", message=state.message))
-    state.id = record.state_id or state.id
+    if record.state_id is not None:
+        state.id = uuid_of(record.state_id)
     state.timestamp = record.state_ts
     state.state_details.task_run_id = record.id
     state.state_details.flow_run_id = record.flow_run.id if record.flow_run is not None else None

@@ -198,6 +198,7 @@ def record_from_change(change: TaskRunChange) -> TaskRunRecord:
     """The task run and state a plain change (embedded mode) describes."""
     state_type = StateType(change.state_type)
     details = change.state_details()
+    state_id = change.state_uuid()
     facts = state_facts(state_type, change.state_name, change.timestamp, details)
     return TaskRunRecord(
         event=None,
@@ -216,7 +217,7 @@ def record_from_change(change: TaskRunChange) -> TaskRunRecord:
             task_inputs=change.task_inputs,
             flow_run_run_count=change.flow_run_run_count,
         ),
-        state_id=change.state_id,
+        state_id=state_id,
         state_type=state_type,
         state_name=change.state_name,
         timestamp=change.timestamp,
@@ -224,7 +225,7 @@ def record_from_change(change: TaskRunChange) -> TaskRunRecord:
         details=details.model_dump(mode="json"),
         data=None,
         state=facts,
-        order=history_order(change.state_id, facts),
+        order=history_order(state_id, facts),
     )
 
 

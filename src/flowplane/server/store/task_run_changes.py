@@ -191,7 +191,7 @@ async def _record_generic(
         await session.execute(update, params)
     state_rows = [
         {
-            "id": change.state_id,
+            "id": change.state_uuid(),
             "created": now,
             "updated": now,
             "task_run_id": change.id,
@@ -234,7 +234,7 @@ def _run_values(last: TaskRunChange, now: dt.datetime) -> dict[str, Any]:
         "task_inputs": last.task_inputs,
         "flow_run_run_count": last.flow_run_run_count,
         "name": last.name,
-        "state_id": last.state_id,
+        "state_id": last.state_uuid(),
         "state_type": last.state_type,
         "state_name": last.state_name,
         "state_timestamp": last.timestamp,

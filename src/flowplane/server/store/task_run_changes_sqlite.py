@@ -298,7 +298,7 @@ async def record_sqlite(
         state_hex = ""
         for change in group:
             message = change.message
-            state_hex = f"{change.state_id.int:032x}"
+            state_hex = f"{change.state_id:032x}"
             out += (
                 state_hex,
                 run_hex,
@@ -329,7 +329,7 @@ async def record_sqlite(
             and last.next_scheduled_start_time is None
         ):
             flow_run = flow_run_of(last)
-            completed_hex = f"{last.state_id.int:032x}"
+            completed_hex = f"{last.state_id:032x}"
             pending = utc_text(last.expected_start_time)
             running = utc_text(last.start_time)
             completed = utc_text(last.timestamp)
@@ -337,11 +337,11 @@ async def record_sqlite(
                 (
                     run_hex,
                     (
-                        f"{group[0].state_id.int:032x}",
+                        f"{group[0].state_id:032x}",
                         run_hex,
                         pending,
                         plain_details(flow_run, run_hex),
-                        f"{group[1].state_id.int:032x}",
+                        f"{group[1].state_id:032x}",
                         running,
                         completed_hex,
                         completed,
