@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowplane.sdk._records import task_run_change, task_run_event
 
@@ -36,6 +36,15 @@ DEFAULT_MAX_BACKLOG = 10_000
 
 EVENT = 0
 LOG = 1
+
+
+class _Queued(NamedTuple):
+    """An event dict or a log line in the queue. Task-run state changes (the engine's flat
+    tuples, three per task run) are queued as they are, with no wrapper to allocate and
+    for the garbage collector to walk while they wait."""
+
+    kind: int
+    payload: dict[str, Any]
 
 
 class _Marker:
@@ -72,7 +81,7 @@ class Writer:
         self.batch_size = batch_size
         self.max_backlog = max_backlog
         self._room = threading.Condition()
-        self._queue: collections.deque[tuple[int, Any] | _Marker] = collections.deque()
+        self._queue: collections.deque[tuple[Any, ...] | _Queued | _Marker] = collections.deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -88,7 +97,10 @@ class Writer:
         """Queue one event: a JSON-ready dict (UUIDs and datetimes allowed), or a task-run
         state change from ``TaskRunRecord.set_state`` (built into its event on this thread)."""
         queue = self._queue
-        queue.append((EVENT, event))
+        if type(event) is tuple:
+            queue.append(event)
+        else:
+            queue.append(_Queued(EVENT, event))  # type: ignore[arg-type]
         if self._thread is None:
             self._start()
         elif len(queue) >= self.batch_size:
@@ -99,7 +111,7 @@ class Writer:
     def emit_log(self, log: dict[str, Any]) -> None:
         """Queue one log line (``LogCreate`` fields)."""
         queue = self._queue
-        queue.append((LOG, log))
+        queue.append(_Queued(LOG, log))
         if self._thread is None:
             self._start()
         elif len(queue) >= self.batch_size:
@@ -179,16 +191,13 @@ class Writer:
                 item = queue.popleft()
             except IndexError:
                 break
-            if isinstance(item, _Marker):
-                markers.append(item)
-                continue
-            kind, payload = item
-            if kind == LOG:
-                logs.append(payload)
-            elif type(payload) is tuple:
-                changes.append(payload)
+            if type(item) is tuple:
+                changes.append(item)
+            elif type(item) is _Queued:
+                (logs if item.kind == LOG else events).append(item.payload)
             else:
-                events.append(payload)
+                markers.append(item)  # type: ignore[arg-type]
+                continue
             if len(events) + len(changes) >= MAX_REQUEST_ITEMS or len(logs) >= MAX_REQUEST_ITEMS:
                 self._notify_room()
                 self._send(events, logs, changes)
