@@ -228,7 +228,9 @@ _INSERTED_RUNS = (
 )
 
 #: A change's (state type, state name, message, details); a plain run's are these.
-_STATE_OF = operator.itemgetter(11, 12, 14, 15)
+_STATE_OF = operator.itemgetter(
+    *(TaskRunChange._fields.index(f) for f in ("state_type", "state_name", "message", "details"))
+)
 _PLAIN = (
     ("PENDING", "Pending", None, None),
     ("RUNNING", "Running", None, None),
