@@ -76,6 +76,19 @@ def _with(row: _Row, **what: _Bound | str) -> _Row:
     return tuple((column, what.get(column, was)) for column, was in row)
 
 
+#: A run's current state and bookkeeping, as of its latest change.
+_BOOKKEEPING = _columns(
+    ("state_id", _VALUE),
+    ("state_type", _VALUE),
+    ("state_name", _VALUE),
+    ("state_timestamp", _VALUE),
+    ("run_count", _VALUE),
+    ("expected_start_time", _NULLABLE),
+    ("next_scheduled_start_time", _NULLABLE),
+    ("start_time", _NULLABLE),
+    ("end_time", _NULLABLE),
+    ("total_run_time", _VALUE),
+)
 #: A new run's row.
 _RUN_ROW = _columns(
     ("created", _NOW),
@@ -89,16 +102,7 @@ _RUN_ROW = _columns(
     ("task_inputs", _VALUE),
     ("flow_run_run_count", _VALUE),
     ("name", _VALUE),
-    ("state_id", _VALUE),
-    ("state_type", _VALUE),
-    ("state_name", _VALUE),
-    ("state_timestamp", _VALUE),
-    ("run_count", _VALUE),
-    ("expected_start_time", _NULLABLE),
-    ("next_scheduled_start_time", _NULLABLE),
-    ("start_time", _NULLABLE),
-    ("end_time", _NULLABLE),
-    ("total_run_time", _VALUE),
+    *_BOOKKEEPING,
     ("tags", _VALUE),
     ("empirical_policy", _VALUE),
 )
@@ -116,19 +120,7 @@ _STATE_ROW = _columns(
     ("state_details", _VALUE),
 )
 #: A continued run's row, found by its id (bound first).
-_UPDATE_ROW = _columns(
-    ("updated", _NOW),
-    ("state_id", _VALUE),
-    ("state_type", _VALUE),
-    ("state_name", _VALUE),
-    ("state_timestamp", _VALUE),
-    ("run_count", _VALUE),
-    ("expected_start_time", _NULLABLE),
-    ("next_scheduled_start_time", _NULLABLE),
-    ("start_time", _NULLABLE),
-    ("end_time", _NULLABLE),
-    ("total_run_time", _VALUE),
-)
+_UPDATE_ROW = _columns(("updated", _NOW), *_BOOKKEEPING)
 #: A plain run's row: Completed at its Completed state's time, started when it ran,
 #: expected when it was Pending, run once.
 _PLAIN_RUN_ROW = _with(
