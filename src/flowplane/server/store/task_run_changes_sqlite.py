@@ -304,6 +304,21 @@ async def record_sqlite(
             )
         return state_hex
 
+    def bookkeeping(state_hex: str, last: TaskRunChange) -> tuple[Any, ...]:
+        """The values of :data:`_BOOKKEEPING`: the run as of its latest change."""
+        return (
+            state_hex,
+            last.state_type,
+            last.state_name,
+            stamp(last.timestamp),
+            last.run_count,
+            stamp(last.expected_start_time),
+            stamp(last.next_scheduled_start_time),
+            stamp(last.start_time),
+            stamp(last.end_time),
+            last.total_run_time,
+        )
+
     state_of, plain = _STATE_OF, _PLAIN
     run_values: list[Any] = []
     plain_run_values: list[Any] = []
@@ -373,16 +388,7 @@ async def record_sqlite(
             text(last.task_inputs),
             last.flow_run_run_count,
             last.name,
-            state_hex,
-            last.state_type,
-            last.state_name,
-            stamp(last.timestamp),
-            last.run_count,
-            stamp(last.expected_start_time),
-            stamp(last.next_scheduled_start_time),
-            stamp(last.start_time),
-            stamp(last.end_time),
-            last.total_run_time,
+            *bookkeeping(state_hex, last),
             cached_json(last.tags),
             cached_json(last.empirical_policy),
         )
@@ -393,19 +399,7 @@ async def record_sqlite(
         last = group[-1]
         run_hex = f"{key:032x}"
         state_hex = add_states(state_values, run_hex, group)
-        update_values += (
-            run_hex,
-            state_hex,
-            last.state_type,
-            last.state_name,
-            stamp(last.timestamp),
-            last.run_count,
-            stamp(last.expected_start_time),
-            stamp(last.next_scheduled_start_time),
-            stamp(last.start_time),
-            stamp(last.end_time),
-            last.total_run_time,
-        )
+        update_values += (run_hex, *bookkeeping(state_hex, last))
 
     cursor = (await _sqlite3_connection(session)).cursor()
     try:
