@@ -90,10 +90,19 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
         # BEGIN is ours to emit. IMMEDIATE takes the write lock up front: a writer
         # waits its turn (busy_timeout) instead of failing on lock upgrade. Readers
         # (engine copies marked read_only) begin DEFERRED and never block writers.
-        if conn.get_execution_options().get("read_only"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent on the driver's cursor: through exec_driver_sql, SQLAlchemy's statement
+        # machinery (context, events, result) cost more than the BEGIN itself, three times
+        # a flow run.
+        # Its errors are wrapped as SQLAlchemy's would be (OperationalError and kin).
+        statement = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(statement)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+        finally:
+            cursor.close()
 
 
 class Database:
