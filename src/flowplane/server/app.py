@@ -23,6 +23,7 @@ from flowplane.server.db import migrate
 from flowplane.server.db import tables as t
 from flowplane.server.db.session import Database
 from flowplane.server.events.bus import EventBus
+from flowplane.server.hot_routes import HotRoutesMiddleware
 from flowplane.server.routers import LazyRouters, LazyRoutersMiddleware
 from flowplane.server.services.base import ServiceRunner
 from flowplane.settings import Settings
@@ -128,6 +129,8 @@ def create_app(
         else None
     )
     app.add_middleware(LazyRoutersMiddleware, routers=routers)
+    # Inside authentication and CSRF, which still apply to the routes it answers.
+    app.add_middleware(HotRoutesMiddleware)
     if settings.server_csrf_protection_enabled:
         app.add_middleware(CsrfMiddleware)
     if auth:

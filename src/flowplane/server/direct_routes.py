@@ -30,7 +30,11 @@ from flowplane.server.app import API_PREFIX
 logger = logging.getLogger("flowplane.embedded")
 
 _CREATE = f"{API_PREFIX}/flow_runs/"
-_SET_STATE = re.compile(rf"^{re.escape(API_PREFIX)}/flow_runs/([0-9a-fA-F-]{{32,36}})/set_state$")
+# The UUID spellings FastAPI's path parameter accepts (uuid.UUID would also take misplaced dashes).
+_UUID = (
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}"
+)
+_SET_STATE = re.compile(rf"^{re.escape(API_PREFIX)}/flow_runs/({_UUID})/set_state$")
 
 
 async def serve(app: Any, path: str, body: bytes) -> Response | None:

@@ -90,10 +90,19 @@ def _configure_sqlite(engine: AsyncEngine, timeout: float) -> None:
         # BEGIN is ours to emit. IMMEDIATE takes the write lock up front: a writer
         # waits its turn (busy_timeout) instead of failing on lock upgrade. Readers
         # (engine copies marked read_only) begin DEFERRED and never block writers.
-        if conn.get_execution_options().get("read_only"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent on the driver's cursor: through exec_driver_sql, SQLAlchemy's statement
+        # machinery (context, events, result) cost more than the BEGIN itself, three times
+        # a flow run.
+        # Its errors are wrapped as SQLAlchemy's would be (OperationalError and kin).
+        statement = "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(statement)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+        finally:
+            cursor.close()
 
 
 class Database:
@@ -124,16 +133,36 @@ class Database:
                     yield session
             return
         async with self._write_gate:
-            async with self.sessionmaker() as session:
-                async with session.begin():
-                    yield session
+            async with _inline_session(self.sessionmaker) as session:
+                yield session
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only: on SQLite it never takes the write lock."""
-        async with self.read_sessionmaker() as session:
-            async with session.begin():
-                yield session
+        if self._write_gate is None:
+            async with self.read_sessionmaker() as session:
+                async with session.begin():
+                    yield session
+            return
+        async with _inline_session(self.read_sessionmaker) as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _inline_session(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction, closed without ``AsyncSession.__aexit__``'s shielded task.
+
+    That shield keeps a cancellation from interrupting a close that waits on the
+    network; SQLite's calls run inline and never suspend, so there is nothing to
+    interrupt, and the task (and the loop round trips it takes) cost ~10% of a
+    one-statement transaction, every request.
+    """
+    session = maker()
+    try:
+        async with session.begin():
+            yield session
+    finally:
+        await session.close()
