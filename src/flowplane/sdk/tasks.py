@@ -20,7 +20,6 @@ R = TypeVar("R")
 __all__ = ["Task", "task", "exponential_backoff"]
 
 
-#: "cache_policy not given" (None would be ambiguous).
 #: The task engine module, imported on the first run (it imports much more than defining a
 #: task needs); an import statement in ``__call__`` itself cost ~0.45 µs a call.
 _engine: Any = None
@@ -34,6 +33,7 @@ def _load_engine() -> Any:
     return _engine
 
 
+#: "cache_policy not given" (None would be ambiguous).
 class _NotSet:
     def __repr__(self) -> str:
         return "NotSet"
